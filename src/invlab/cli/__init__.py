@@ -1,0 +1,1 @@
+"""The ``invlab`` command line."""

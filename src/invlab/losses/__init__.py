@@ -1,0 +1,10 @@
+"""Losses as pure functions of tensors (shapes in each docstring) plus thin modules."""
+
+from invlab.losses.barlow_twins import BarlowTwinsLoss, barlow_twins
+from invlab.losses.contrastive import NTXentLoss, nt_xent
+from invlab.losses.simsiam import SimSiamLoss, negative_cosine, simsiam_loss
+
+__all__ = [
+    "BarlowTwinsLoss", "barlow_twins", "NTXentLoss", "nt_xent", "SimSiamLoss",
+    "negative_cosine", "simsiam_loss",
+]

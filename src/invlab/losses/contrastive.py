@@ -1,0 +1,66 @@
+"""Contrastive losses: NT-Xent (SimCLR)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from invlab import distributed
+
+__all__ = ["nt_xent", "NTXentLoss"]
+
+
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool | None = None) -> Tensor:
+    """SimCLR's normalised-temperature cross entropy with all ``2B - 2`` negatives.
+
+    Each of the ``2B`` embeddings is an anchor; its positive is the other view of the same
+    sample and its negatives are every other embedding of both views. The loss is the
+    mean over anchors of ``-log softmax(sim / t)[positive]`` with ``sim`` the cosine
+    similarity. Chen et al., "A Simple Framework for Contrastive Learning of Visual
+    Representations", ICML 2020.
+
+    Args:
+        z1, z2: ``(B, D)`` embeddings of the two views (row ``i`` of each is sample ``i``).
+        temperature: ``t > 0``.
+        gather: use the other ranks' embeddings as negatives too (``None``: whenever
+            more than one process runs). With gathering, ``B`` is the global batch.
+
+    Returns: scalar loss (mean over this rank's ``2b`` anchors).
+    """
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(f"nt_xent expects two (B, D) tensors of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    b = z1.shape[0]
+    z1 = F.normalize(z1, dim=1)
+    z2 = F.normalize(z2, dim=1)
+    if distributed.resolve_gather(gather):
+        offset = distributed.rank() * b
+        a1, a2 = distributed.gather(z1), distributed.gather(z2)
+    else:
+        offset, a1, a2 = 0, z1, z2
+    n = a1.shape[0]
+    if n < 2:
+        raise ValueError("nt_xent needs at least two samples in the (global) batch")
+    keys = torch.cat([a1, a2], 0)  # (2N, D)
+    queries = torch.cat([z1, z2], 0)  # (2b, D)
+    logits = queries @ keys.T / temperature  # (2b, 2N)
+    local = torch.arange(b, device=z1.device) + offset
+    self_idx = torch.cat([local, local + n])
+    pos_idx = torch.cat([local + n, local])
+    is_self = torch.zeros_like(logits, dtype=torch.bool)
+    is_self[torch.arange(2 * b, device=z1.device), self_idx] = True
+    return F.cross_entropy(logits.masked_fill(is_self, float("-inf")), pos_idx)
+
+
+class NTXentLoss(nn.Module):
+    """Module form of :func:`nt_xent`; ``forward(z1, z2) -> scalar``."""
+
+    def __init__(self, temperature: float = 0.5, gather: bool | None = None):
+        super().__init__()
+        self.temperature = temperature
+        self.gather = gather
+
+    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+        return nt_xent(z1, z2, self.temperature, self.gather)

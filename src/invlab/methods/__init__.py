@@ -1,0 +1,11 @@
+"""Methods: thin LightningModules that read like their papers' algorithm boxes."""
+
+from invlab.methods.barlow_twins import BarlowTwins
+from invlab.methods.base import SSLMethod, StepOutput
+from invlab.methods.optim import LARS, OptimSpec
+from invlab.methods.simclr import SimCLR
+from invlab.methods.simsiam import SimSiam
+
+METHODS = {"simclr": SimCLR, "simsiam": SimSiam, "barlow_twins": BarlowTwins}
+
+__all__ = ["BarlowTwins", "SSLMethod", "StepOutput", "LARS", "OptimSpec", "SimCLR", "SimSiam", "METHODS"]

@@ -1,0 +1,37 @@
+"""Barlow Twins (Zbontar et al., "Barlow Twins: Self-Supervised Learning via Redundancy
+Reduction", ICML 2021).
+
+    x1, x2 = t1(x), t2(x)
+    z1, z2 = g(f(x1)), g(f(x2))
+    C = cross-correlation of batch-standardised z1, z2      (global batch across ranks)
+    loss = sum_i (1 - C_ii)^2 + lambda * sum_{i!=j} C_ij^2
+"""
+
+from __future__ import annotations
+
+import torch
+
+from invlab.losses.barlow_twins import barlow_twins
+from invlab.methods.base import SSLMethod, StepOutput
+from invlab.nn.heads import HeadSpec
+from invlab.transforms.views import Views
+
+__all__ = ["BarlowTwins"]
+
+
+class BarlowTwins(SSLMethod):
+    def __init__(self, encoder, views, *, projector: HeadSpec | None = None, lambda_offdiag: float = 5e-3,
+                 gather: bool | None = None, **kwargs):
+        super().__init__(encoder, views, **kwargs)
+        if views.num_views != 2:
+            raise ValueError(f"Barlow Twins uses exactly 2 views, got {views.num_views}")
+        self.projector = (projector or HeadSpec([2048, 2048], 2048)).build(encoder.feature_dim)
+        self.lambda_offdiag = lambda_offdiag
+        self.gather = gather
+
+    def training_loss(self, views: Views) -> StepOutput:
+        x1, x2 = views.tensors
+        h = self.encoder(torch.cat([x1, x2]))
+        z1, z2 = self.projector(h).chunk(2)
+        loss = barlow_twins(z1, z2, self.lambda_offdiag, self.gather)
+        return StepOutput(loss, {"barlow_twins": loss}, h[: x1.shape[0]])

@@ -1,0 +1,182 @@
+"""What every self-supervised method shares: views, optimiser and schedule, an online
+linear probe and a kNN monitor on detached features, and the divergence guard.
+
+A method subclasses :class:`SSLMethod` and implements :meth:`SSLMethod.training_loss`,
+which reads like the paper's algorithm box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from invlab.errors import DivergenceError
+from invlab.evaluation.knn import knn_accuracy
+from invlab.methods.optim import OptimSpec, build_optimizer, param_groups, warmup_cosine
+from invlab.nn.encoder import Encoder
+from invlab.transforms.base import Transform
+from invlab.transforms.views import MultiViewSampler, Views
+
+__all__ = ["StepOutput", "SSLMethod", "step_generator"]
+
+
+@dataclass
+class StepOutput:
+    """``loss``: the objective to minimise; ``terms``: its named parts (for logging and
+    the divergence guard); ``features``: backbone features ``(B, D)`` of the first view,
+    which the online probe reads detached."""
+
+    loss: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    features: Tensor | None = None
+
+
+def step_generator(seed: int, rank: int, epoch: int, batch_idx: int) -> torch.Generator:
+    """The augmentation RNG of one training step: a pure function of where the run is,
+    so a resumed run draws exactly the views an uninterrupted one would."""
+    g = torch.Generator()
+    g.manual_seed(((seed * 1_000_003 + rank) * 1_000_033 + epoch) * 1_000_037 + batch_idx)
+    return g
+
+
+class SSLMethod(L.LightningModule):
+    """Base class.
+
+    Args:
+        encoder: normalisation + backbone (:class:`~invlab.nn.Encoder`).
+        views: the multi-view sampler that makes the training views (on the batch's
+            device, after transfer).
+        num_classes: classes for the online linear probe (``None``: no probe).
+        optim: optimiser and schedule.
+        knn_k, knn_t: kNN monitor settings (run at each validation epoch when the data
+            module provides ``[bank, query]`` validation loaders).
+        seed: seeds the augmentation draws (see :func:`step_generator`).
+        eval_transform: deterministic transform for validation inputs (e.g. a resize).
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        views: MultiViewSampler,
+        num_classes: int | None = None,
+        optim: OptimSpec | None = None,
+        knn_k: int = 200,
+        knn_t: float = 0.1,
+        seed: int = 0,
+        eval_transform: Transform | None = None,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.views = views
+        self.optim_spec = optim or OptimSpec()
+        self.num_classes = num_classes
+        self.probe = nn.Linear(encoder.feature_dim, num_classes) if num_classes else None
+        self.knn_k, self.knn_t = knn_k, knn_t
+        self.seed = seed
+        self.eval_transform = eval_transform
+        self._val: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
+        self._probe_correct = self._probe_total = 0
+
+    # -- to implement --------------------------------------------------------------------
+    def training_loss(self, views: Views) -> StepOutput:
+        raise NotImplementedError
+
+    # -- training ------------------------------------------------------------------------
+    def make_views(self, batch: dict[str, Tensor], batch_idx: int) -> Views:
+        x = batch["image"]
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        g = step_generator(self.seed, self.global_rank, self.current_epoch, batch_idx)
+        return self.views(x, g, index=batch.get("index"), label=batch.get("label"))
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        views = self.make_views(batch, batch_idx)
+        out = self.training_loss(views)
+        loss, terms = out.loss, dict(out.terms)
+        label = batch.get("label")
+        if self.probe is not None and out.features is not None and label is not None and bool((label >= 0).all()):
+            logits = self.probe(out.features.detach())
+            probe_loss = F.cross_entropy(logits, label)
+            terms["probe"] = probe_loss
+            loss = loss + probe_loss
+            self.log("train/probe_top1", (logits.argmax(1) == label).float().mean(), on_step=False, on_epoch=True)
+        self.check_finite(loss, terms)
+        bs = batch["image"].shape[0]
+        self.log("train/loss", out.loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=bs)
+        return loss
+
+    def check_finite(self, loss: Tensor, terms: dict[str, Tensor]) -> None:
+        """Stop with a clear message on a NaN or infinite loss (the last good checkpoint
+        stays on disk)."""
+        if bool(torch.isfinite(loss)):
+            return
+        bad = [name for name, v in terms.items() if not bool(torch.isfinite(v).all())] or ["loss"]
+        raise DivergenceError(
+            f"non-finite loss at epoch {self.current_epoch}, step {self.global_step}: "
+            f"term(s) {', '.join(bad)} = {', '.join(str(float(terms.get(b, loss))) for b in bad)}; "
+            "lower the learning rate or check the input data. The last checkpoint was kept."
+        )
+
+    def configure_optimizers(self):
+        spec = self.optim_spec
+        exclude = [self.probe] if self.probe is not None else []
+        groups = param_groups(self, spec, exclude=exclude)
+        if self.probe is not None:
+            groups.append(
+                {"params": list(self.probe.parameters()), "lr": spec.probe_lr, "weight_decay": 0.0, "lars_exclude": True}
+            )
+        optimizer = build_optimizer(groups, spec)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = int(round(spec.warmup_epochs * total / epochs))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(total, min(warmup, total), spec.min_lr_ratio, spec.schedule)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def setup(self, stage: str) -> None:
+        if self.encoder.channels_last:
+            self.encoder.backbone.to(memory_format=torch.channels_last)
+
+    # -- kNN monitor and probe accuracy on detached features ------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val = {}
+        self._probe_correct = self._probe_total = 0
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        x = batch["image"]
+        if self.eval_transform is not None:
+            x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
+            x = self.eval_transform.apply(x, self.eval_transform.identity_params(x.shape[0], x.device))
+        feats = self.encoder(x).detach()
+        store = self._val.setdefault(dataloader_idx, ([], []))
+        store[0].append(feats)
+        store[1].append(batch["label"])
+        if dataloader_idx == 1 and self.probe is not None:
+            pred = self.probe(feats).argmax(1)
+            self._probe_correct += int((pred == batch["label"]).sum())
+            self._probe_total += int(batch["label"].numel())
+
+    def on_validation_epoch_end(self) -> None:
+        if 0 not in self._val or 1 not in self._val or self.num_classes is None:
+            return
+        bank, bank_y = (torch.cat(t) for t in self._val[0])
+        query, query_y = (torch.cat(t) for t in self._val[1])
+        if self.trainer.world_size > 1:
+            bank, bank_y, query, query_y = (self.all_gather(t).flatten(0, 1) for t in (bank, bank_y, query, query_y))
+        if (bank_y >= 0).all() and (query_y >= 0).all():
+            acc = knn_accuracy(query, query_y, bank, bank_y, self.num_classes, self.knn_k, self.knn_t)
+            self.log("val/knn_top1", acc, prog_bar=True, sync_dist=False, rank_zero_only=True)
+        if self._probe_total:
+            correct = torch.tensor(float(self._probe_correct), device=self.device)
+            total = torch.tensor(float(self._probe_total), device=self.device)
+            if self.trainer.world_size > 1:
+                correct, total = self.all_gather(correct).sum(), self.all_gather(total).sum()
+            self.log("val/probe_top1", float(correct / total), prog_bar=True, rank_zero_only=True)
+        self._val = {}

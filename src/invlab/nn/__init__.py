@@ -1,0 +1,13 @@
+"""Backbones with per-stage feature taps, and declarative heads."""
+
+from invlab.nn.heads import MLP, HeadSpec
+from invlab.nn.registry import BACKBONES, build_backbone
+from invlab.nn.resnet import STAGES, BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+
+__all__ = [
+    "MLP", "HeadSpec", "STAGES", "BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34",
+    "resnet50", "BACKBONES", "build_backbone",
+]
+from invlab.nn.encoder import Encoder  # noqa: E402
+
+__all__ += ["Encoder"]

@@ -1,0 +1,93 @@
+"""Views: transformed copies of a batch together with the parameters that made them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from invlab.transforms.base import Params, Transform
+
+__all__ = ["View", "Views", "MultiViewSampler"]
+
+
+@dataclass
+class View:
+    """One view of a batch: ``x`` and the parameters ``params`` of ``transform``."""
+
+    x: Tensor
+    params: Params
+    transform: Transform
+
+
+@dataclass
+class Views:
+    """``V`` views of one batch. ``index`` identifies the source samples (``(B,)``),
+    ``label`` holds their labels when known. Views may differ in size (e.g. E-SSL's small
+    rotation view)."""
+
+    views: list[View]
+    index: Tensor | None = None
+    label: Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def __getitem__(self, i: int) -> View:
+        return self.views[i]
+
+    def __iter__(self):
+        return iter(self.views)
+
+    @property
+    def tensors(self) -> list[Tensor]:
+        return [v.x for v in self.views]
+
+
+class MultiViewSampler:
+    """Draw ``num_views`` independent views of a batch.
+
+    ``transforms`` is one transform (used for every view) or one per view. Parameters are
+    drawn on the CPU from ``generator`` so a seeded run gives the same views on any
+    device; the images are transformed on the batch's own device.
+
+    >>> sampler = MultiViewSampler(pipeline, num_views=2)
+    >>> views = sampler(images, generator=g)     # views[0].x, views[0].params, ...
+    """
+
+    def __init__(self, transforms: Transform | Sequence[Transform], num_views: int | None = None):
+        if isinstance(transforms, Transform):
+            if num_views is None:
+                num_views = 2
+            transforms = [transforms] * num_views
+        transforms = list(transforms)
+        if num_views is not None and num_views != len(transforms):
+            raise ValueError(f"got {len(transforms)} transforms for {num_views} views")
+        if not transforms:
+            raise ValueError("a multi-view sampler needs at least one view")
+        self.transforms = transforms
+
+    @property
+    def num_views(self) -> int:
+        return len(self.transforms)
+
+    def __call__(
+        self,
+        x: Tensor,
+        generator: torch.Generator | None = None,
+        index: Tensor | None = None,
+        label: Tensor | None = None,
+    ) -> Views:
+        n = x.shape[0]
+        size = tuple(x.shape[-2:])
+        views = []
+        for t in self.transforms:
+            params = t.sample(n, generator, device=x.device, size=size)
+            views.append(View(t.apply(x, params), params, t))
+        return Views(views, index=index, label=label)
+
+    def __repr__(self) -> str:
+        return f"MultiViewSampler({self.transforms!r})"

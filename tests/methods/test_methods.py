@@ -1,0 +1,95 @@
+"""Methods: a real training step on real images, the probe never touches the encoder,
+and the divergence guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from invlab.errors import DivergenceError
+from invlab.methods import BarlowTwins, SimCLR, SimSiam
+from invlab.methods.base import step_generator
+from invlab.nn import Encoder, HeadSpec, resnet18
+from invlab.transforms import Compose, HorizontalFlip, MultiViewSampler, RandomResizedCrop
+
+
+def _method(cls, **kw):
+    enc = Encoder(resnet18(width=4, in_channels=1), [0.3], [0.3])
+    views = MultiViewSampler(Compose([RandomResizedCrop(8, scale=(0.5, 1.0)), HorizontalFlip()]))
+    return cls(enc, views, num_classes=10, **kw)
+
+
+def _batch():
+    from invlab.data import load_digits_array
+
+    d = load_digits_array("train")
+    idx = np.arange(32)
+    return {"image": torch.from_numpy(d.images[idx]), "label": torch.from_numpy(d.labels[idx]), "index": torch.from_numpy(idx)}
+
+
+class _NoTrainer:
+    global_rank = 0
+    current_epoch = 0
+
+
+@pytest.mark.parametrize(
+    "cls, kw",
+    [
+        (SimCLR, {"projector": HeadSpec([16], 8)}),
+        (SimSiam, {"projector": HeadSpec([16], 16, last_norm="batch"), "predictor": HeadSpec([8], 16)}),
+        (BarlowTwins, {"projector": HeadSpec([16], 16)}),
+    ],
+)
+def test_a_few_steps_reduce_the_loss_on_real_images(cls, kw, monkeypatch):
+    torch.manual_seed(0)
+    m = _method(cls, **kw)
+    monkeypatch.setattr(type(m), "global_rank", property(lambda self: 0), raising=False)
+    monkeypatch.setattr(type(m), "current_epoch", property(lambda self: 0), raising=False)
+    monkeypatch.setattr(m, "log", lambda *a, **k: None)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    batch = _batch()
+    losses = []
+    for _ in range(12):
+        loss = m.training_step(batch, 0)  # batch_idx fixed: the same views every step
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert np.isfinite(losses).all()
+    assert losses[-1] < losses[0]
+
+
+def test_online_probe_gradients_never_reach_the_encoder(monkeypatch):
+    m = _method(SimCLR, projector=HeadSpec([16], 8))
+    monkeypatch.setattr(type(m), "global_rank", property(lambda self: 0), raising=False)
+    monkeypatch.setattr(type(m), "current_epoch", property(lambda self: 0), raising=False)
+    monkeypatch.setattr(m, "log", lambda *a, **k: None)
+    batch = _batch()
+    views = m.make_views(batch, 0)
+    out = m.training_loss(views)
+    probe_loss = torch.nn.functional.cross_entropy(m.probe(out.features.detach()), batch["label"])
+    probe_loss.backward()
+    assert all(p.grad is None for p in m.encoder.parameters())
+    assert m.probe.weight.grad is not None
+
+
+def test_views_depend_only_on_seed_rank_epoch_and_batch():
+    a = torch.rand(4, generator=step_generator(0, 0, 2, 5))
+    assert torch.equal(a, torch.rand(4, generator=step_generator(0, 0, 2, 5)))
+    assert not torch.equal(a, torch.rand(4, generator=step_generator(0, 1, 2, 5)))
+    assert not torch.equal(a, torch.rand(4, generator=step_generator(0, 0, 3, 5)))
+
+
+def test_divergence_guard_names_the_term(monkeypatch):
+    m = _method(SimCLR, projector=HeadSpec([16], 8))
+    monkeypatch.setattr(type(m), "current_epoch", property(lambda self: 3), raising=False)
+    monkeypatch.setattr(type(m), "global_step", property(lambda self: 77), raising=False)
+    with pytest.raises(DivergenceError, match=r"epoch 3, step 77: term\(s\) nt_xent = nan"):
+        m.check_finite(torch.tensor(float("nan")), {"nt_xent": torch.tensor(float("nan")), "probe": torch.tensor(1.0)})
+
+
+def test_two_view_methods_refuse_other_view_counts():
+    enc = Encoder(resnet18(width=4, in_channels=1), [0.3], [0.3])
+    with pytest.raises(ValueError, match="exactly 2 views"):
+        SimCLR(enc, MultiViewSampler(RandomResizedCrop(8), 3))
