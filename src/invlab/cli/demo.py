@@ -18,10 +18,10 @@ from invlab.data.digits import load_digits_array
 from invlab.evaluation.features import extract_features
 from invlab.evaluation.knn import knn_accuracy
 from invlab.evaluation.linear_probe import linear_probe
-from invlab.runs.build import build_encoder
 from invlab.runs.checkpoint import atomic_write_bytes
 from invlab.runs.config import load_recipe
 from invlab.runs.export import load_encoder
+from invlab.runs.image import build_encoder
 from invlab.runs.pretrain_run import pretrain
 
 __all__ = ["run_demo"]

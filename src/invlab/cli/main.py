@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a frozen encoder (kNN or linear probe)",
                        description="MODEL is a run folder, a checkpoint (.ckpt) or an exported encoder.safetensors.")
     e.add_argument("model", metavar="MODEL")
-    e.add_argument("--protocol", choices=["knn", "linear"], default="knn")
+    e.add_argument("--protocol", default="knn", help="images: knn (default) or linear")
     e.add_argument("--data", help="data set name (default: the run's)")
     e.add_argument("--data-root", help="data path (default: the run's)")
     e.add_argument("--train-subset", type=int, help="training images used as bank / probe set")
@@ -138,16 +138,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(args.model, args.protocol, overrides, k=args.k, temperature=args.t, epochs=args.epochs,
                       lr=args.lr, progress=_show_progress(args))
     if args.json:
-        print(json.dumps(result, indent=2))
-    else:
+        print(json.dumps(result, indent=2, default=float))
+    elif "top1" in result:
         detail = f"k={result['k']}, t={result['temperature']}" if args.protocol == "knn" else f"{result['epochs']} epochs"
         print(f"{args.protocol} top-1 on {result['data']} test ({result['test_size']} images, "
               f"{result['train_size']} training images, {detail}): {result['top1']:.4f}")
+    else:
+        print(result.get("table") or json.dumps(result, indent=2, default=float))
     return 0
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
-    from invlab.runs.config import _read_yaml, recipe_names, recipe_path
+    from invlab.runs.config import read_recipe_file, recipe_names, recipe_path
 
     if args.name:
         print(recipe_path(args.name).read_text(), end="")
@@ -155,7 +157,7 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     names = recipe_names()
     width = max(len(n) for n in names)
     for name in names:
-        desc = str(_read_yaml(recipe_path(name)).get("description", "")).strip().split(". ")[0]
+        desc = str(read_recipe_file(recipe_path(name)).get("description", "")).strip().split(". ")[0]
         print(f"{name:<{width}}  {desc}")
     return 0
 

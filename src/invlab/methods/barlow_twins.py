@@ -9,8 +9,6 @@ Reduction", ICML 2021).
 
 from __future__ import annotations
 
-import torch
-
 from invlab.losses.barlow_twins import barlow_twins
 from invlab.methods.base import SSLMethod, StepOutput
 from invlab.nn.heads import HeadSpec
@@ -30,8 +28,8 @@ class BarlowTwins(SSLMethod):
         self.gather = gather
 
     def training_loss(self, views: Views) -> StepOutput:
-        x1, x2 = views.tensors
-        h = self.encoder(torch.cat([x1, x2]))
+        b = views[0].x.shape[0]
+        h = self.encoder(views.cat())
         z1, z2 = self.projector(h).chunk(2)
         loss = barlow_twins(z1, z2, self.lambda_offdiag, self.gather)
-        return StepOutput(loss, {"barlow_twins": loss}, h[: x1.shape[0]])
+        return StepOutput(loss, {"barlow_twins": loss}, h[:b])

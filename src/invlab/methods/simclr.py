@@ -10,8 +10,6 @@ Representations", ICML 2020).
 
 from __future__ import annotations
 
-import torch
-
 from invlab.losses.contrastive import nt_xent
 from invlab.methods.base import SSLMethod, StepOutput
 from invlab.nn.heads import HeadSpec
@@ -31,8 +29,8 @@ class SimCLR(SSLMethod):
         self.gather = gather
 
     def training_loss(self, views: Views) -> StepOutput:
-        x1, x2 = views.tensors
-        h = self.encoder(torch.cat([x1, x2]))  # one pass: BatchNorm sees both views
+        b = views[0].x.shape[0]
+        h = self.encoder(views.cat())  # one pass: BatchNorm sees both views
         z1, z2 = self.projector(h).chunk(2)
         loss = nt_xent(z1, z2, self.temperature, self.gather)
-        return StepOutput(loss, {"nt_xent": loss}, h[: x1.shape[0]])
+        return StepOutput(loss, {"nt_xent": loss}, h[:b])

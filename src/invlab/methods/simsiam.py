@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from invlab.losses.simsiam import simsiam_loss
 from invlab.methods.base import SSLMethod, StepOutput
 from invlab.nn.heads import HeadSpec
@@ -32,11 +30,11 @@ class SimSiam(SSLMethod):
         self.predictor = predictor.build(projector.out)
 
     def training_loss(self, views: Views) -> StepOutput:
-        x1, x2 = views.tensors
-        h = self.encoder(torch.cat([x1, x2]))
+        b = views[0].x.shape[0]
+        h = self.encoder(views.cat())
         z = self.projector(h)
         p = self.predictor(z)
         z1, z2 = z.chunk(2)
         p1, p2 = p.chunk(2)
         loss = simsiam_loss(p1, p2, z1, z2)
-        return StepOutput(loss, {"negative_cosine": loss}, h[: x1.shape[0]])
+        return StepOutput(loss, {"negative_cosine": loss}, h[:b])

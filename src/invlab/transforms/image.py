@@ -469,21 +469,26 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
 
     With ``V = max``, ``m = min`` and ``d = V - m`` per pixel, the hue in sextants is
     ``h = (c_{i+1} - c_{i+2}) / d + 2 i`` where ``i`` is the arg-max channel (indices mod 3);
-    the closed form of HSV -> RGB is ``c_k = V - d * clamp(min(q_k, 4 - q_k), 0, 1)`` with
+    the closed form of HSV -> RGB is ``c_k = V - d * clamp(2 - |q_k - 2|, 0, 1)`` with
     ``q_k = (n_k + h) mod 6`` and ``n = (5, 3, 1)``. It keeps each pixel's max and min and
-    needs no branches: a handful of batched ops instead of a full HSV conversion.
+    needs no branches: a handful of batched ops instead of a full HSV conversion. Without
+    autograd (augmentation) the ops run in place.
     """
     if x.shape[-3] == 1:
         return x
+    inplace = not (torch.is_grad_enabled() and (x.requires_grad or shift.requires_grad))
     maxc, argmax = x.max(dim=-3, keepdim=True)
     delta = maxc - x.amin(dim=-3, keepdim=True)
-    nxt = x.roll(-1, dims=-3).gather(-3, argmax)
-    nxt2 = x.roll(-2, dims=-3).gather(-3, argmax)
-    h = (nxt - nxt2) / torch.where(delta > 0, delta, torch.ones_like(delta))
+    diff = x.roll(-1, dims=-3) - x.roll(-2, dims=-3)  # c_{k+1} - c_{k+2} for every channel k
+    h = diff.gather(-3, argmax) / torch.where(delta > 0, delta, torch.ones_like(delta))
     h = h + (2.0 * argmax.to(x.dtype) + 6.0 * _per_sample(shift, x))
     n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(3, 1, 1)
+    if inplace:
+        q = torch.add(h, n).remainder_(6.0)
+        q.sub_(2.0).abs_().neg_().add_(2.0).clamp_(0.0, 1.0)
+        return q.mul_(delta).neg_().add_(maxc)
     q = torch.remainder(h + n, 6.0)
-    return maxc - delta * torch.minimum(q, 4.0 - q).clamp(0.0, 1.0)
+    return maxc - delta * (2.0 - (q - 2.0).abs()).clamp(0.0, 1.0)
 
 
 class _Photometric(Transform):

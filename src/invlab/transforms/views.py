@@ -31,6 +31,7 @@ class Views:
     views: list[View]
     index: Tensor | None = None
     label: Tensor | None = None
+    stacked: Tensor | None = None  # all views concatenated, when made in one pass
     extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -45,6 +46,10 @@ class Views:
     @property
     def tensors(self) -> list[Tensor]:
         return [v.x for v in self.views]
+
+    def cat(self) -> Tensor:
+        """All views along the batch dim, ``(V * B, ...)`` (no copy when made in one pass)."""
+        return self.stacked if self.stacked is not None else torch.cat(self.tensors)
 
 
 class MultiViewSampler:
@@ -81,8 +86,19 @@ class MultiViewSampler:
         index: Tensor | None = None,
         label: Tensor | None = None,
     ) -> Views:
-        n = x.shape[0]
+        n, v = x.shape[0], self.num_views
         size = tuple(x.shape[-2:])
+        if v > 1 and all(t is self.transforms[0] for t in self.transforms):
+            # one transform for every view: apply it once to the repeated batch (half the
+            # kernel launches, and the concatenation methods want comes for free)
+            t = self.transforms[0]
+            params = t.sample(n * v, generator, device=x.device, size=size)
+            out = t.apply(x.repeat(v, *([1] * (x.dim() - 1))), params)
+            views = [
+                View(out[i * n : (i + 1) * n], {k: p[i * n : (i + 1) * n] for k, p in params.items()}, t)
+                for i in range(v)
+            ]
+            return Views(views, index=index, label=label, stacked=out)
         views = []
         for t in self.transforms:
             params = t.sample(n, generator, device=x.device, size=size)
