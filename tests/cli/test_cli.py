@@ -32,7 +32,9 @@ def test_pretrain_then_evaluate_on_real_cifar(cifar_tarball, tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(run), "--protocol", "knn", "--k", "20", "--json", "--no-progress"]) == 0
     knn = json.loads(capsys.readouterr().out)
-    assert knn["train_size"] == 256 and knn["test_size"] == 128 and 0.1 < knn["top1"] <= 1.0
+    assert knn["train_size"] == 256 and knn["test_size"] == 128
+    # offline kNN from the exported encoder == the online monitor at the end of training
+    assert abs(knn["top1"] - summary["metrics"]["val/knn_top1"]) <= 1 / 128
     assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--protocol", "linear", "--epochs", "5",
                  "--no-progress"]) == 0
     assert "linear top-1" in capsys.readouterr().out
