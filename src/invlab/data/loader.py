@@ -44,20 +44,33 @@ class ArrayDataset(Dataset):
 
 class EpochShuffleSampler(Sampler[int]):
     """A permutation that depends only on ``(seed, epoch)``, so a resumed run sees the
-    same order as an uninterrupted one (Lightning calls :meth:`set_epoch`)."""
+    same order as an uninterrupted one (Lightning calls :meth:`set_epoch`).
+
+    :meth:`resume_at` makes the next epoch ``epoch`` start after its first ``skip``
+    samples (a run restarted from a mid-epoch checkpoint); later epochs are whole.
+    """
 
     def __init__(self, length: int, seed: int = 0):
         self.length, self.seed, self.epoch = length, seed, 0
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, skip: int) -> None:
+        self.epoch = epoch
+        self._resume = (epoch, skip)
 
     def __len__(self) -> int:
         return self.length
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=g).tolist())
+        order = torch.randperm(self.length, generator=g).tolist()
+        if self._resume is not None and self._resume[0] == self.epoch:
+            order = order[self._resume[1] :]
+            self._resume = None
+        return iter(order)
 
 
 def _passthrough(batch):
@@ -97,9 +110,17 @@ class ImageDataModule(L.LightningDataModule):
         self.train, self.test = train, test
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, batches_done: int, world_size: int = 1) -> None:
+        """Continue epoch ``epoch`` after its first ``batches_done`` batches (per process)."""
+        self._resume = (epoch, batches_done * self.batch_size * world_size)
 
     def train_dataloader(self) -> DataLoader:
-        return array_loader(self.train, self.batch_size, True, True, self.num_workers, self.seed)
+        loader = array_loader(self.train, self.batch_size, True, True, self.num_workers, self.seed)
+        if self._resume is not None:
+            loader.sampler.resume_at(*self._resume)
+        return loader
 
     def val_dataloader(self) -> list[DataLoader]:
         if self.test is None:

@@ -21,7 +21,7 @@ from invlab.nn.encoder import Encoder
 from invlab.transforms.base import Transform
 from invlab.transforms.views import MultiViewSampler, Views
 
-__all__ = ["StepOutput", "SSLMethod", "step_generator"]
+__all__ = ["StepOutput", "SSLMethod", "EpochAverages", "step_generator"]
 
 
 @dataclass
@@ -33,6 +33,33 @@ class StepOutput:
     loss: Tensor
     terms: dict[str, Tensor] = field(default_factory=dict)
     features: Tensor | None = None
+
+
+class EpochAverages:
+    """Running per-epoch means of training terms, saved in checkpoints so an epoch
+    interrupted and resumed reports the same mean as an uninterrupted one (Lightning's own
+    epoch aggregation restarts from zero after a resume)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, terms: dict[str, Tensor], n: int) -> None:
+        for name, value in terms.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value.detach()) * n
+        self.count += n
+
+    def means(self) -> dict[str, float]:
+        return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
+
+    def reset(self) -> None:
+        self.sums, self.count = {}, 0
+
+    def state_dict(self) -> dict:
+        return {"sums": dict(self.sums), "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sums, self.count = dict(state.get("sums", {})), int(state.get("count", 0))
 
 
 def step_generator(seed: int, rank: int, epoch: int, batch_idx: int) -> torch.Generator:
@@ -80,6 +107,7 @@ class SSLMethod(L.LightningModule):
         self.eval_transform = eval_transform
         self._val: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
         self._probe_correct = self._probe_total = 0
+        self.epoch_averages = EpochAverages()
 
     # -- to implement --------------------------------------------------------------------
     def training_loss(self, views: Views) -> StepOutput:
@@ -102,14 +130,27 @@ class SSLMethod(L.LightningModule):
             logits = self.probe(out.features.detach())
             probe_loss = F.cross_entropy(logits, label)
             terms["probe"] = probe_loss
+            terms["probe_top1"] = (logits.argmax(1) == label).float().mean()
             loss = loss + probe_loss
-            self.log("train/probe_top1", (logits.argmax(1) == label).float().mean(), on_step=False, on_epoch=True)
         self.check_finite(loss, terms)
-        bs = batch["image"].shape[0]
-        self.log("train/loss", out.loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
-        for name, value in terms.items():
-            self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=bs)
+        self.log("train/loss_step", out.loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        self.epoch_averages.add({"loss": out.loss, **terms}, batch["image"].shape[0])
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        # not called when Lightning restarts in the middle of an epoch: the averages
+        # restored from the checkpoint then carry on
+        self.epoch_averages.reset()
+
+    def on_train_epoch_end(self) -> None:
+        for name, value in self.epoch_averages.means().items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint.setdefault("invlab", {})["epoch_averages"] = self.epoch_averages.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.epoch_averages.load_state_dict(checkpoint.get("invlab", {}).get("epoch_averages", {}))
 
     def check_finite(self, loss: Tensor, terms: dict[str, Tensor]) -> None:
         """Stop with a clear message on a NaN or infinite loss (the last good checkpoint
