@@ -158,10 +158,10 @@ class SSLMethod(L.LightningModule):
         if bool(torch.isfinite(loss)):
             return
         bad = [name for name, v in terms.items() if not bool(torch.isfinite(v).all())] or ["loss"]
+        values = ", ".join(str(float(terms.get(b, loss).detach())) for b in bad)
         raise DivergenceError(
             f"non-finite loss at epoch {self.current_epoch}, step {self.global_step}: "
-            f"term(s) {', '.join(bad)} = {', '.join(str(float(terms.get(b, loss))) for b in bad)}; "
-            "lower the learning rate or check the input data. The last checkpoint was kept."
+            f"term(s) {', '.join(bad)} = {values}; lower the learning rate or check the input data"
         )
 
     def configure_optimizers(self):

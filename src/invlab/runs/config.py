@@ -14,6 +14,7 @@ naming the key.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -28,7 +29,7 @@ from invlab.runs.schema import from_dict, set_path, to_dict
 
 __all__ = [
     "TrainerSection", "Config", "recipe_names", "recipe_path", "load_recipe", "parse_overrides",
-    "config_from_dict", "dump_config", "read_recipe_file",
+    "config_from_dict", "dump_config", "read_recipe_file", "yaml_load",
 ]
 
 
@@ -181,6 +182,30 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     return Config(**sections).validate()
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 floats: ``1e-4`` and ``5E3`` are numbers (PyYAML's YAML 1.1
+    resolver reads them as strings, a classic trap for learning rates)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse recipe YAML (safe: plain data only)."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def recipe_names() -> list[str]:
     folder = resources.files("invlab") / "recipes"
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
@@ -203,7 +228,7 @@ def recipe_path(name: str) -> Path:
 
 def read_recipe_file(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if data is None:
@@ -224,7 +249,7 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
         if not key:
             raise ConfigError(f"override {item!r} has an empty key")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = yaml_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         out.append((key, value))

@@ -10,9 +10,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 
-from invlab.errors import ConfigError, RunError
+from invlab.errors import ConfigError, DivergenceError, RunError
 from invlab.runs.checkpoint import AtomicCheckpointIO
 from invlab.runs.config import Config
 from invlab.runs.metrics_log import RunCSVLogger
@@ -21,21 +21,27 @@ from invlab.runs.run_dir import RunDir
 __all__ = ["RunCheckpoint", "StepSeeder", "TrainingClock", "make_trainer", "pretrain", "quiet_lightning", "resume_position"]
 
 
-class RunCheckpoint(ModelCheckpoint):
-    """``checkpoints/last.ckpt`` at the end of every epoch and, optionally, every
-    ``every_n_steps`` training steps: one file, always the newest state.
-
-    (Two ModelCheckpoint callbacks would each keep their own ``last`` file, so the newest
-    could be either; Lightning's constructor refuses step and epoch intervals together,
-    hence the step interval is set after it.)
-    """
+class RunCheckpoint(Callback):
+    """Writes ``checkpoints/last.ckpt`` (atomically, through the trainer's checkpoint I/O) at
+    the end of every epoch and, optionally, every ``every_n_steps`` training steps: one
+    file, always the newest state, never written twice for the same step."""
 
     def __init__(self, dirpath: Path, every_n_steps: int | None = None) -> None:
-        super().__init__(
-            dirpath=dirpath, filename="last", save_last=True, save_top_k=0, every_n_epochs=1,
-            save_on_train_epoch_end=True,
-        )
-        self._every_n_train_steps = int(every_n_steps or 0)
+        self.path = Path(dirpath) / "last.ckpt"
+        self.every_n_steps = int(every_n_steps or 0)
+        self._saved_step = -1
+
+    def _save(self, trainer) -> None:
+        if trainer.global_step != self._saved_step and not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
 
 
 class StepSeeder(Callback):
@@ -144,6 +150,7 @@ def make_trainer(
             logger=RunCSVLogger(str(run.path), resume_step),
             callbacks=callbacks,
             plugins=[AtomicCheckpointIO()],
+            enable_checkpointing=False,  # RunCheckpoint writes checkpoints/last.ckpt
             default_root_dir=str(run.path),
             log_every_n_steps=t.log_every_n_steps,
             check_val_every_n_epoch=t.check_val_every_n_epoch,
@@ -162,12 +169,15 @@ def make_trainer(
 def resume_position(checkpoint: dict[str, Any]) -> tuple[int, int, int]:
     """``(global_step, epoch, batches done in that epoch)`` of a Lightning checkpoint."""
     loops = checkpoint.get("loops", {}).get("fit_loop", {})
-    epoch = int(loops.get("epoch_progress", {}).get("current", {}).get("processed", checkpoint.get("epoch", 0)))
-    batches = int(loops.get("epoch_loop.batch_progress", {}).get("current", {}).get("ready", 0))
-    done = int(loops.get("epoch_loop.batch_progress", {}).get("current", {}).get("completed", 0))
-    # a checkpoint written at the end of a batch has ready == completed + 1 (Lightning
-    # completes the batch after the hooks): the batch itself is done either way
-    return int(checkpoint.get("global_step", 0)), epoch, max(batches, done)
+    epochs = loops.get("epoch_progress", {}).get("current", {})
+    batches = loops.get("epoch_loop.batch_progress", {}).get("current", {})
+    processed, started = int(epochs.get("processed", 0)), int(epochs.get("started", 0))
+    step = int(checkpoint.get("global_step", 0))
+    if processed >= started:  # written at an epoch's end: the next epoch starts afresh
+        return step, processed, 0
+    # written after a batch: Lightning marks it completed only after the hooks ran, so
+    # `ready` counts the batches done
+    return step, processed, max(int(batches.get("ready", 0)), int(batches.get("completed", 0)))
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
@@ -224,7 +234,18 @@ def pretrain(
         if position is not None and hasattr(parts.datamodule, "resume_at"):
             parts.datamodule.resume_at(position[0], position[1], world)
         t0 = time.perf_counter()
-        trainer.fit(parts.method, datamodule=parts.datamodule, ckpt_path=str(run.last_checkpoint) if resume else None)
+        try:
+            trainer.fit(parts.method, datamodule=parts.datamodule,
+                        ckpt_path=str(run.last_checkpoint) if resume else None)
+        except DivergenceError as err:
+            if run.last_checkpoint.is_file():
+                from invlab.runs.checkpoint import safe_torch_load
+
+                step = safe_torch_load(run.last_checkpoint).get("global_step")
+                kept = f"the last good state is kept in {run.last_checkpoint} (step {step})"
+            else:
+                kept = "no checkpoint had been written yet"
+            raise DivergenceError(f"{err}; {kept}") from None
         wall = time.perf_counter() - t0
         summary: dict[str, Any] = {}
         if trainer.is_global_zero:

@@ -27,7 +27,7 @@ import yaml
 import invlab
 from invlab.errors import RunError
 from invlab.runs.checkpoint import atomic_write_bytes
-from invlab.runs.config import Config, config_from_dict, dump_config
+from invlab.runs.config import Config, config_from_dict, dump_config, yaml_load
 
 __all__ = ["RUN_FORMAT", "RunDir", "git_revision"]
 
@@ -106,7 +106,7 @@ class RunDir:
 
     def load_config(self) -> Config:
         try:
-            data = yaml.safe_load(self.config_path.read_text())
+            data = yaml_load(self.config_path.read_text())
         except (OSError, yaml.YAMLError) as err:
             raise RunError(f"{self.config_path}: cannot read the run's config ({err})") from None
         return config_from_dict(data or {})
