@@ -96,3 +96,22 @@ def test_demo_quick(tmp_path, capsys):
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert len(results["rows"]) == 3
     assert (tmp_path / "demo" / "report.md").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_two_process_ddp_pretrain_on_cpu(tmp_path):
+    """`--devices 2 --strategy ddp` on CPU (gloo): rank 0 owns the run folder, the global
+    batch is split, the kNN monitor gathers features from both ranks."""
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "invlab.cli.main", "pretrain", "--recipe", "simclr-digits", "--out", str(out),
+         "--devices", "2", "--accelerator", "cpu", "--strategy", "ddp", "trainer.max_epochs=1",
+         "trainer.check_val_every_n_epoch=1", "model.width=4", "--no-progress"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["global_step"] == 1347 // 128  # global batch 128 = 2 x 64
+    assert 0.3 < summary["metrics"]["val/knn_top1"] <= 1.0
+    assert (out / "encoder.safetensors").is_file() and (out / "checkpoints" / "last.ckpt").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -166,6 +167,18 @@ def make_trainer(
         raise ConfigError(f"recipe section 'trainer': {err}") from None
 
 
+def launch_rank() -> int:
+    """This process's global rank as set by the launcher (torchrun, SLURM, or Lightning's
+    own subprocess launcher, which gives its children LOCAL_RANK and NODE_RANK); 0 when
+    the process was started by hand."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key])
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0)))
+    return local + node * 1000  # only "is it 0" matters here
+
+
 def resume_position(checkpoint: dict[str, Any]) -> tuple[int, int, int]:
     """``(global_step, epoch, batches done in that epoch)`` of a Lightning checkpoint."""
     loops = checkpoint.get("loops", {}).get("fit_loop", {})
@@ -202,7 +215,12 @@ def pretrain(
     """
     quiet_lightning()
     run = RunDir(out)
-    if resume:
+    primary = launch_rank() == 0
+    if not primary:
+        # a process started by a distributed launcher: rank 0 owns (creates, locks) the folder
+        run.wait_for_config()
+        cfg = run.load_config()
+    elif resume:
         run.check_compatible()
         run.lock()
         cfg = run.load_config()
@@ -221,7 +239,8 @@ def pretrain(
         if resume:
             from invlab.runs.checkpoint import safe_torch_load
 
-            _remove_stale_temporaries(run.checkpoints)
+            if primary:
+                _remove_stale_temporaries(run.checkpoints)
             resume_step, *position = resume_position(safe_torch_load(run.last_checkpoint))
         trainer = make_trainer(cfg, run, callbacks, resume_step, progress)
         world = trainer.world_size
