@@ -632,33 +632,46 @@ class ColorJitter(Transform):
         return f"ColorJitter({self.ranges})"
 
 
-class Grayscale(Transform):
+class _Toggle(Transform):
+    """A transform that is either applied or not, per sample, with probability ``p``;
+    its one parameter (bool) is named ``key``."""
+
+    key = "on"
+
+    def __init__(self, p: float = 0.5):
+        self.p = _check_probability(p)
+
+    def param_specs(self):
+        return {self.key: ParamSpec("binary")}
+
+    def _sample(self, n, generator, size=None):
+        return {self.key: _bernoulli(n, self.p, generator)}
+
+    def identity_params(self, n, device=None):
+        return {self.key: torch.zeros(n, dtype=torch.bool, device=device)}
+
+    def _on(self, x, params) -> Tensor:
+        return _per_sample(params[self.key], x).bool()
+
+    def __repr__(self):
+        return f"{type(self).__name__}(p={self.p})"
+
+
+class Grayscale(_Toggle):
     """Convert to grey (kept at the input's channel count) with probability ``p``.
     Parameter ``gray`` (bool)."""
 
     name = "grayscale"
+    key = "gray"
 
     def __init__(self, p: float = 0.2):
-        self.p = _check_probability(p)
-
-    def param_specs(self):
-        return {"gray": ParamSpec("binary")}
-
-    def _sample(self, n, generator, size=None):
-        return {"gray": _bernoulli(n, self.p, generator)}
-
-    def identity_params(self, n, device=None):
-        return {"gray": torch.zeros(n, dtype=torch.bool, device=device)}
+        super().__init__(p)
 
     def apply(self, x, params):
         self.check_params(x, params)
         if x.shape[-3] == 1:
             return x
-        gray = rgb_to_gray(x).expand_as(x)
-        return torch.where(_per_sample(params["gray"], x).bool(), gray, x)
-
-    def __repr__(self):
-        return f"Grayscale(p={self.p})"
+        return torch.where(self._on(x, params), rgb_to_gray(x).expand_as(x), x)
 
 
 class GaussianBlur(Transform):
@@ -730,26 +743,12 @@ class Solarize(Transform):
         return f"Solarize(threshold={self.threshold})"
 
 
-class Invert(Transform):
+class Invert(_Toggle):
     """Colour inversion ``1 - x`` with probability ``p``. Parameter ``invert`` (bool)."""
 
     name = "invert"
-
-    def __init__(self, p: float = 0.5):
-        self.p = _check_probability(p)
-
-    def param_specs(self):
-        return {"invert": ParamSpec("binary")}
-
-    def _sample(self, n, generator, size=None):
-        return {"invert": _bernoulli(n, self.p, generator)}
-
-    def identity_params(self, n, device=None):
-        return {"invert": torch.zeros(n, dtype=torch.bool, device=device)}
+    key = "invert"
 
     def apply(self, x, params):
         self.check_params(x, params)
-        return torch.where(_per_sample(params["invert"], x).bool(), 1.0 - x, x)
-
-    def __repr__(self):
-        return f"Invert(p={self.p})"
+        return torch.where(self._on(x, params), 1.0 - x, x)
