@@ -94,7 +94,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         if args.recipe or args.overrides:
             raise InvlabError("--resume continues a run with its recorded config; drop --recipe and overrides")
         configure_cpu_allocator()
-        summary = pretrain(None, args.resume, resume=True, progress=_show_progress(args))  # type: ignore[arg-type]
+        summary = pretrain(None, args.resume, resume=True, progress=_show_progress(args))
         _print_summary(args.resume, summary)
         return 0
     if not args.recipe:

@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from invlab.errors import ConfigError, DivergenceError, RunError
-from invlab.runs.checkpoint import AtomicCheckpointIO
+from invlab.runs.checkpoint import AtomicCheckpointIO, safe_torch_load
 from invlab.runs.config import Config
 from invlab.runs.metrics_log import RunCSVLogger
 from invlab.runs.run_dir import RunDir
@@ -201,14 +201,15 @@ def _remove_stale_temporaries(folder: Path) -> None:
 
 
 def pretrain(
-    cfg: Config,
+    cfg: Config | None,
     out: str | Path,
     resume: bool = False,
     progress: bool = True,
     command: list[str] | None = None,
     callbacks: list[Callback] | None = None,
 ) -> dict[str, Any]:
-    """Pretrain per ``cfg`` into run folder ``out`` (or continue it with ``resume``).
+    """Pretrain per ``cfg`` into run folder ``out``, or, with ``resume``, continue the run
+    in ``out`` from its last checkpoint with its recorded config (``cfg`` is then ignored).
 
     ``callbacks`` are added to the trainer's; a :class:`TrainingClock` among them is used
     for the summary's timings. Returns the summary written to ``out/summary.json``.
@@ -237,8 +238,6 @@ def pretrain(
             callbacks.insert(0, clock)
         resume_step = position = None
         if resume:
-            from invlab.runs.checkpoint import safe_torch_load
-
             if primary:
                 _remove_stale_temporaries(run.checkpoints)
             resume_step, *position = resume_position(safe_torch_load(run.last_checkpoint))
@@ -258,8 +257,6 @@ def pretrain(
                         ckpt_path=str(run.last_checkpoint) if resume else None)
         except DivergenceError as err:
             if run.last_checkpoint.is_file():
-                from invlab.runs.checkpoint import safe_torch_load
-
                 step = safe_torch_load(run.last_checkpoint).get("global_step")
                 kept = f"the last good state is kept in {run.last_checkpoint} (step {step})"
             else:
