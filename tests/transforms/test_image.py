@@ -65,9 +65,9 @@ def transform(request):
     return ALL[request.param]()
 
 
-def test_identity_params_give_the_input_back(transform, images):
-    if transform.output_size((16, 16)) != (16, 16):
-        pytest.skip("changes the size, so it has no identity")
+@pytest.mark.parametrize("name", sorted(n for n in ALL if n != "crop_small_out"))  # size changes have no identity
+def test_identity_params_give_the_input_back(name, images):
+    transform = ALL[name]()
     out = transform.apply(images, transform.identity_params(len(images)))
     assert out.shape == images.shape
     torch.testing.assert_close(out, images, atol=2e-5, rtol=0)
