@@ -37,7 +37,7 @@ __all__ = [
     "background_bank", "assets_fingerprint",
 ]
 
-ASSET_VERSION = 1
+ASSET_VERSION = 2
 _RENDER = 96  # side of the square cell each prototype is rendered in
 
 # digits, capitals, and the lower-case letters that are not just smaller capitals
@@ -110,7 +110,7 @@ def _glyph_masks(chars: str) -> np.ndarray:
     except TypeError:  # Pillow without FreeType: only the small bitmap font
         font = ImageFont.load_default()
     boxes = [ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), c, font=font) for c in chars]
-    stroke = max(1, max(b[3] - b[1] for b in boxes) // 28)
+    stroke = max(1, max(b[3] - b[1] for b in boxes) // 14)  # bold: the shape must survive 32 px
     boxes = [ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), c, font=font, stroke_width=stroke) for c in chars]
     tallest = max(max(b[2] - b[0], b[3] - b[1]) for b in boxes)
     big = int(np.ceil(tallest / 0.9))  # the largest glyph spans 90% of the cell
