@@ -28,6 +28,7 @@ def test_shipped_controlled_recipes_validate():
         (["data.controlled.transform=[hue]"], "unknown recipe key 'data.controlled.transform'"),
         (["augment.views=2"], "supervised uses exactly 1 views"),
         (["params.label_smoothing=1.5"], "label_smoothing"),
+        (["model.projector={hidden: [8], out: 4}"], "supervised has no projector"),
     ],
 )
 def test_bad_controlled_recipes_name_the_key(overrides, match):

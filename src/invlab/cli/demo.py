@@ -43,7 +43,7 @@ DEMO_TRANSFORMS = ("rotate", "scale", "translate", "hflip", "hue", "brightness",
 
 def _overrides(quick: bool, progress: bool) -> list[str]:
     n_train, n_test, epochs = (256, 128, 1) if quick else (2000, 500, 10)
-    return [
+    return (["model.width=4"] if quick else []) + [
         "data.controlled.transforms=[rotate, scale]",
         "data.controlled.num_classes=10",
         f"data.controlled.train_samples={n_train}",
@@ -82,7 +82,7 @@ def run_demo(out: str | Path = "invlab-demo", quick: bool = False, progress: boo
     _examples(out)
     train, test = load_data(first, progress=False)
     measure_data = ControlledImages.from_spec(spec, "test")
-    n_measure = 128 if quick else 500
+    n_measure = 64 if quick else 500
 
     def profile(encoder) -> dict:
         scores = {}
@@ -91,7 +91,7 @@ def run_demo(out: str | Path = "invlab-demo", quick: bool = False, progress: boo
             scores[name] = {"score": r.score, "ci": [r.ci_low, r.ci_high]}
         tx, ty = extract_features(encoder, train, show_progress=False)
         qx, qy = extract_features(encoder, test, show_progress=False)
-        probe = linear_probe(tx, ty, qx, qy, train.num_classes, epochs=100, lr=1e-2)
+        probe = linear_probe(tx, ty, qx, qy, train.num_classes, epochs=20 if quick else 100, lr=1e-2)
         return {"invariance": scores, "linear_top1": probe.top1}
 
     rows = []
@@ -128,7 +128,8 @@ def run_demo(out: str | Path = "invlab-demo", quick: bool = False, progress: boo
         "",
         "![examples](examples.png)",
         "",
-        f"**Methods**, {epochs} epochs each, ResNet-18 (width 16): *supervised* cross-entropy with no augmentation "
+        f"**Methods**, {epochs} epochs each, ResNet-18 (width {first.model.width}): *supervised* cross-entropy with no "
+        "augmentation "
         "(so the only variation it sees is the data's rotation and scale), and *SimCLR* with crop, flip, colour "
         "jitter and grayscale augmentations. *random init* is the same network untrained.",
         "",

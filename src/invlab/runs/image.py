@@ -182,6 +182,10 @@ def validate(cfg) -> None:
                               "data.controlled.foregrounds / backgrounds for your own images")
     if d.controlled is not None:
         check_spec(d.controlled, synthetic=d.name == "controlled")
+    if getattr(IMAGE_METHOD_CLASSES.get(cfg.method), "needs_labels", False):
+        for key in ("projector", "predictor"):
+            if getattr(m, key) is not None:
+                raise ConfigError(f"recipe key 'model.{key}': {cfg.method} has no {key} (its head is a linear classifier)")
     if getattr(cfg.params, "label_smoothing", 0.0) < 0 or getattr(cfg.params, "label_smoothing", 0.0) >= 1:
         raise ConfigError("recipe key 'params.label_smoothing' must lie within [0, 1)")
     build_pipelines(cfg)  # transform names and options
