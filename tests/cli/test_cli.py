@@ -205,6 +205,14 @@ def test_study_runs_the_grid_then_resumes_without_recomputing(tmp_path, capsys):
     again = json.loads((out / "study.json").read_text())
     assert again["matrix"] == result["matrix"]
 
+    # the study's run folders are ordinary runs: measure one on its own data, evaluate another way
+    run = out / "runs" / "same" / "seed0"
+    assert main(["measure", str(run), "-t", "rotate", "--data", "run", "--num-samples", "16", "--bootstrap", "20",
+                 "--metric", "l2", "--no-progress"]) == 0
+    assert (run / "measure" / "measure.json").is_file()
+    assert main(["evaluate", str(run), "--protocol", "invariance", "--no-progress"]) == 0
+    assert "| rotate | output |" in capsys.readouterr().out
+
     # a changed recipe does not silently reuse runs made with another config
     recipe.write_text(TINY_STUDY.replace("max_epochs: 1,", "max_epochs: 2,"))
     assert main(["study", str(recipe), "--out", str(out), "--no-progress"]) == 2

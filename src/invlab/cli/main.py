@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a frozen encoder (kNN or linear probe)",
                        description="MODEL is a run folder, a checkpoint (.ckpt) or an exported encoder.safetensors.")
     e.add_argument("model", metavar="MODEL")
-    e.add_argument("--protocol", default="knn", help="images: knn (default) or linear")
+    e.add_argument("--protocol", default="knn",
+                   help="images: knn (default), linear, invariance or equivariance (on the run's test data)")
     e.add_argument("--data", help="data set name (default: the run's)")
     e.add_argument("--data-root", help="data path (default: the run's)")
     e.add_argument("--train-subset", type=int, help="training images used as bank / probe set")

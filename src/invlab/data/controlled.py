@@ -45,7 +45,13 @@ import torch
 from torch import Tensor
 
 from invlab.data.arrays import ImageArray
-from invlab.data.assets import BUILTIN_FOREGROUNDS, GLYPH_CHARACTERS, assets_fingerprint, background_bank, load_foregrounds
+from invlab.data.assets import (
+    BUILTIN_FOREGROUNDS,
+    GLYPH_CHARACTERS,
+    assets_fingerprint,
+    background_bank,
+    load_foregrounds,
+)
 from invlab.data.cache import cached_image_array, fingerprint
 from invlab.errors import ConfigError, DataError
 from invlab.progress import progress as _progress
@@ -202,8 +208,9 @@ class _FactorImages:
         ``pipeline.identity_params(len(index))`` for the untransformed samples."""
         if isinstance(index, slice):
             index = range(*index.indices(self.n))
-        index = torch.as_tensor(np.asarray(list(index) if not isinstance(index, (Tensor, np.ndarray)) else index),
-                                dtype=torch.long).flatten()
+        if not isinstance(index, (Tensor, np.ndarray)):
+            index = np.asarray(list(index), dtype=np.int64)
+        index = torch.as_tensor(index, dtype=torch.long).flatten()
         if index.numel() and (index.min() < 0 or index.max() >= self.n):
             raise IndexError(f"index out of range for a data set of {self.n} samples")
         if params is not None:
@@ -357,7 +364,6 @@ class ControlledImages(_FactorImages):
         transforms: Sequence[Any] | None = None,
         transform_seed: int | None = None,
         resample: Sequence[str] | None = None,
-        num_samples: int | None = None,
     ) -> ControlledImages:
         """The same objects and backgrounds (same structure and content seeds) with other
         transformations or parameters.
@@ -366,31 +372,20 @@ class ControlledImages(_FactorImages):
         those named in ``resample``: ``data.variant(transform_seed=1)`` is a twin of
         ``data``; ``data.variant(transform_seed=1, resample=["rotate"])`` differs from it
         only in the rotation angles. ``transforms`` replaces the set (a transformation it
-        keeps keeps its stream). ``num_samples`` truncates (the first samples are the same).
+        keeps keeps its stream).
         """
         specs = list(self.transform_specs) if transforms is None else choose_transforms(transforms, self.structure_seed)
         names = [transform_spec_name(s) for s in specs]
         seeds = self._variant_seeds(transform_seed, resample, names)
-        n = self.n if num_samples is None else num_samples
-        if n > self.n:
-            raise ValueError(f"a variant cannot have more samples ({n}) than the set ({self.n})")
-        other = ControlledImages(specs, self.n, **self.options, transform_seed=self.base_transform_seed,
-                                 split=self.split, _seeds=seeds)
-        return other if n == self.n else other._truncate(n)
-
-    def _truncate(self, n: int) -> ControlledImages:
-        self.n = n
-        self.labels, self.background_ids = self.labels[:n], self.background_ids[:n]
-        self.params = {k: v[:n] for k, v in self.params.items()}
-        self._truncated = True
-        return self
+        return ControlledImages(specs, self.n, **self.options, transform_seed=self.base_transform_seed,
+                                split=self.split, _seeds=seeds)
 
     def cache_key(self) -> str:
         return fingerprint(
             "controlled", _FORMAT, assets_fingerprint(self.options["foregrounds"], self.options["backgrounds"]),
             json.dumps(self.transform_specs, sort_keys=True, default=str), sorted(self.seeds.items()),
             {k: v for k, v in self.options.items() if k not in ("foregrounds", "backgrounds")},
-            self.objects.tolist(), self.n, self.split, getattr(self, "_truncated", False),
+            self.objects.tolist(), self.n, self.split,
         )
 
     @property

@@ -1,6 +1,11 @@
 """Evaluation of frozen encoders: kNN, linear probe, invariance and equivariance measurement."""
 
-from invlab.evaluation.equivariance import EquivarianceScore, ParamRecovery, equivariance_profile, equivariance_score
+from invlab.evaluation.equivariance import (
+    EquivarianceScore,
+    ParamRecovery,
+    equivariance_profile,
+    equivariance_score,
+)
 from invlab.evaluation.features import extract_features
 from invlab.evaluation.invariance import InvarianceScore, invariance_profile, invariance_score
 from invlab.evaluation.knn import knn_accuracy, knn_predict

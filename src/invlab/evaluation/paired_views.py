@@ -63,10 +63,7 @@ class PairedViews:
             n = len(data) if num_samples is None else min(num_samples, len(data))
             sets = []
             for i in range(2):
-                if isinstance(data, ControlledImages):
-                    v = data.variant(transforms=[transform], transform_seed=_seed(seed, i + 1), num_samples=n)
-                else:
-                    v = data.variant(transforms=[transform], transform_seed=_seed(seed, i + 1))
+                v = data.variant(transforms=[transform], transform_seed=_seed(seed, i + 1))
                 sets.append(_Truncated(v, n))
             self._sets = sets
             self.n = n

@@ -40,6 +40,7 @@ from invlab.methods.supervised import Supervised
 from invlab.nn.encoder import Encoder
 from invlab.nn.heads import HeadSpec
 from invlab.nn.registry import build_backbone
+from invlab.report import markdown_table
 from invlab.runs.export import export_encoder, load_encoder
 from invlab.runs.registry import MethodSpec, Modality, RunParts, register_method, register_modality
 from invlab.transforms.registry import build_pipeline
@@ -348,6 +349,10 @@ def invariance_protocol(model, cfg, transforms=None, layers=None, num_samples: i
             result[f"invariance/{r.transform}"] = r.score
     result["mean_invariance"] = float(sum(r.score for r in rows if r.layer == first) / len(names))
     result["seconds"] = time.perf_counter() - t0
+    result["table"] = markdown_table(
+        ["transformation", "layer", f"{metric} invariance", "95% CI"],
+        [[r.transform, r.layer, r.score, f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"] for r in rows],
+    )
     return result
 
 
@@ -371,6 +376,10 @@ def equivariance_protocol(model, cfg, transforms=None, layers=None, num_samples:
     firsts = [r.recovery for r in rows if r.layer == first]
     result["mean_recovery"] = float(sum(firsts) / len(firsts))
     result["seconds"] = time.perf_counter() - t0
+    result["table"] = markdown_table(
+        ["transformation", "layer", "parameter recovery", "linear-map error", "identity-map error"],
+        [[r.transform, r.layer, r.recovery, r.map_error, r.identity_error] for r in rows],
+    )
     return result
 
 
