@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -92,10 +93,14 @@ def test_console_script_runs():
 def test_demo_quick(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    assert "random init" in out and "simclr" in out and "simsiam" in out
+    assert "random init" in out and "simclr" in out and "supervised" in out
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert len(results["rows"]) == 3
-    assert (tmp_path / "demo" / "report.md").is_file()
+    assert [r["method"] for r in results["rows"]] == ["random init", "supervised", "simclr"]
+    assert set(results["rows"][1]["invariance"]) == {"rotate", "scale", "translate", "hflip", "hue", "brightness",
+                                                     "grayscale", "blur"}
+    for name in ("report.md", "examples.png", "invariance.png"):
+        assert (tmp_path / "demo" / name).is_file(), name
+    assert "![invariance](invariance.png)" in (tmp_path / "demo" / "report.md").read_text()
 
 
 @pytest.mark.slow
@@ -115,3 +120,145 @@ def test_two_process_ddp_pretrain_on_cpu(tmp_path):
     assert summary["global_step"] == 1347 // 128  # global batch 128 = 2 x 64
     assert 0.3 < summary["metrics"]["val/knn_top1"] <= 1.0
     assert (out / "encoder.safetensors").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
+
+
+def _tiny_encoder_run(folder):
+    """An exported encoder (no training needed to measure it)."""
+    import torch
+
+    from invlab.nn import Encoder, resnet18
+    from invlab.runs.export import export_encoder
+
+    torch.manual_seed(0)
+    enc = Encoder(resnet18(width=4), [0.5] * 3, [0.25] * 3)
+    export_encoder(enc, folder, method="simclr", input_size=[32, 32], channels=3)
+    return folder / "encoder.safetensors"
+
+
+def test_measure_writes_table_json_and_plot(tmp_path, capsys):
+    model = _tiny_encoder_run(tmp_path / "enc")
+    out = tmp_path / "m"
+    rc = main(["measure", str(model), "--transforms", "rotate,hue", "--layers", "layer2,output",
+               "--num-samples", "48", "--bootstrap", "50", "--equivariance", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| rotate | layer2 |" in text and "parameter recovery" in text
+    result = json.loads((out / "measure.json").read_text())
+    assert result["transforms"] == ["rotate", "hue"] and result["layers"] == ["layer2", "output"]
+    assert len(result["invariance"]) == 2 * 2 * 2  # transforms x layers x metrics
+    assert {r["transform"] for r in result["equivariance"]} == {"rotate", "hue"}
+    for name in ("measure.md", "invariance.png", "equivariance.png"):
+        assert (out / name).is_file(), name
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--transforms", "rotat"], "unknown transform 'rotat' \\(did you mean 'rotate'\\?\\)"),
+        (["--layers", "layer7"], "unknown layer 'layer7'"),
+        (["--data", "run"], "not inside a run folder"),
+    ],
+)
+def test_measure_user_errors(argv, match, tmp_path, capsys):
+    model = _tiny_encoder_run(tmp_path / "enc")
+    assert main(["measure", str(model), "--num-samples", "8", "--out", str(tmp_path / "m"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and "Traceback" not in err
+
+
+TINY_STUDY = """
+description: A tiny study for the tests.
+pretrain: supervised-controlled
+overrides:
+  trainer: {max_epochs: 1, check_val_every_n_epoch: 1}
+  model: {width: 4}
+  data: {batch_size: 32, controlled: {train_samples: 64, test_samples: 32, num_classes: 4, num_backgrounds: 16}}
+seeds: [0]
+seed_keys: [seed, data.controlled.content_seed]
+sources:
+  same: {data.controlled.transforms: [rotate]}
+  disjoint: {data.controlled.transforms: [hue]}
+targets:
+  target:
+    protocol: linear
+    data: {controlled: {class_offset: 4, transforms: [rotate]}}
+    options: {epochs: 3}
+  invariance:
+    protocol: invariance
+    metric: invariance/rotate
+    options: {transforms: [rotate], num_samples: 32}
+contrasts:
+  gap: {plus: same/target, minus: disjoint/target}
+"""
+
+
+@pytest.mark.slow
+def test_study_runs_the_grid_then_resumes_without_recomputing(tmp_path, capsys):
+    recipe = tmp_path / "study.yaml"
+    recipe.write_text(TINY_STUDY)
+    out = tmp_path / "out"
+    assert main(["study", str(recipe), "--out", str(out), "--no-progress"]) == 0
+    result = json.loads((out / "study.json").read_text())
+    assert result["complete"] and set(result["matrix"]) == {"same", "disjoint"}
+    assert set(result["matrix"]["same"]) == {"target", "invariance"}
+    assert 0 <= result["matrix"]["same"]["target"]["mean"] <= 1
+    gap = result["contrasts"]["gap"]
+    assert gap["mean"] == pytest.approx(result["matrix"]["same"]["target"]["mean"]
+                                        - result["matrix"]["disjoint"]["target"]["mean"])
+    for name in ("study.md", "study.png"):
+        assert (out / name).is_file()
+    cells = sorted((out / "cells").glob("*.json"))
+    assert len(cells) == 4
+    stamps = {p.name: p.stat().st_mtime_ns for p in cells}
+    capsys.readouterr()
+
+    # an interruption that lost one evaluation: only that cell is computed again
+    (out / "cells" / "disjoint__invariance__seed0.json").unlink()
+    assert main(["study", str(recipe), "--out", str(out), "--no-progress"]) == 0
+    log = capsys.readouterr().out
+    assert log.count("pretrained already (skipped)") == 2 and "pretraining supervised" not in log
+    assert "disjoint, seed 0 -> invariance" in log and "-> target" not in log
+    for p in cells:
+        if p.name != "disjoint__invariance__seed0.json":
+            assert p.stat().st_mtime_ns == stamps[p.name], p.name
+    again = json.loads((out / "study.json").read_text())
+    assert again["matrix"] == result["matrix"]
+
+    # the study's run folders are ordinary runs: measure one on its own data, evaluate another way
+    run = out / "runs" / "same" / "seed0"
+    assert main(["measure", str(run), "-t", "rotate", "--data", "run", "--num-samples", "16", "--bootstrap", "20",
+                 "--metric", "l2", "--no-progress"]) == 0
+    assert (run / "measure" / "measure.json").is_file()
+    assert main(["evaluate", str(run), "--protocol", "invariance", "--no-progress"]) == 0
+    assert "| rotate | output |" in capsys.readouterr().out
+
+    # a changed recipe does not silently reuse runs made with another config
+    recipe.write_text(TINY_STUDY.replace("max_epochs: 1,", "max_epochs: 2,"))
+    assert main(["study", str(recipe), "--out", str(out), "--no-progress"]) == 2
+    assert "different config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (TINY_STUDY.replace("protocol: linear", "protocol: lineer"), "unknown protocol 'lineer'"),
+        (TINY_STUDY.replace("data.controlled.transforms: [hue]", "data.controlled.transform: [hue]"),
+         "study source 'disjoint'.*unknown recipe key 'data.controlled.transform'"),
+        (TINY_STUDY.replace("plus: same/target", "plus: same/nowhere"), "not an evaluated source/target cell"),
+        (TINY_STUDY.replace("pretrain: supervised-controlled\n", ""), "study key 'pretrain' is missing"),
+    ],
+)
+def test_study_recipe_errors_before_anything_runs(text, match, tmp_path, capsys):
+    recipe = tmp_path / "study.yaml"
+    recipe.write_text(text)
+    assert main(["study", str(recipe), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_study_lists_shipped_studies_and_dry_runs(capsys):
+    assert main(["study"]) == 0
+    assert "transfer-small" in capsys.readouterr().out
+    assert main(["study", "transfer-small", "--dry-run"]) == 0
+    assert "pretraining runs" in capsys.readouterr().out

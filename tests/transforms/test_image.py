@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import kornia
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,13 +14,20 @@ import torch.nn.functional as F
 from invlab.transforms import (
     Brightness,
     ColorJitter,
+    ColourChannels,
     Compose,
     Contrast,
+    ElasticWarp,
+    Erase,
     GaussianBlur,
+    GaussianNoise,
     Grayscale,
     HorizontalFlip,
     Hue,
     Invert,
+    Pixelate,
+    PlaceObject,
+    Posterize,
     RandomApply,
     RandomResizedCrop,
     Resize,
@@ -27,6 +35,7 @@ from invlab.transforms import (
     Rotate90,
     Saturation,
     Scale,
+    Sharpen,
     Shear,
     Solarize,
     Translate,
@@ -56,6 +65,15 @@ ALL = {
     "random_apply_jitter": lambda: RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), 0.5),
     "random_apply_rotate": lambda: RandomApply(Rotate(30), 0.5),
     "random_apply_hflip": lambda: RandomApply(HorizontalFlip(1.0), 0.5),
+    "posterize": lambda: Posterize((1, 8)),
+    "sharpen": lambda: Sharpen((0.0, 7.0)),
+    "noise": lambda: GaussianNoise((0.0, 0.3)),
+    "pixelate": lambda: Pixelate((0.2, 0.6)),
+    "elastic": lambda: ElasticWarp(),
+    "erase": lambda: Erase(0.4),
+    "place_object": lambda: PlaceObject(),
+    "colour_channels_hue": lambda: ColourChannels(Hue((-0.5, 0.5))),
+    "random_apply_pixelate": lambda: RandomApply(Pixelate(0.3), 0.5),
     "compose": lambda: Compose([RandomResizedCrop(16), HorizontalFlip(), RandomApply(ColorJitter(0.8, 0.8, 0.8, 0.2), 0.8), Grayscale(0.2)]),
 }
 
@@ -115,6 +133,9 @@ CONTINUOUS = {
     "saturation": (lambda: Saturation((0.5, 1.5)), "factor"),
     "hue": (lambda: Hue((-0.3, 0.3)), "factor"),
     "blur": (lambda: GaussianBlur((0.5, 2.0)), "sigma"),
+    "sharpen": (lambda: Sharpen((0.5, 3.0)), "factor"),
+    "noise": (lambda: GaussianNoise((0.05, 0.2)), "std"),
+    "elastic": (lambda: ElasticWarp(0.1), "field"),
 }
 
 
@@ -269,3 +290,85 @@ def test_grey_images_pass_through_colour_ops():
     out, _ = ColorJitter(0.4, 0.4, 0.4, 0.1)(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape
     assert torch.equal(Grayscale().apply(x, {"gray": torch.ones(3, dtype=torch.bool)}), x)
+
+
+# -- the corruption and object transforms of Transforms-2D --------------------------------
+def test_posterize_keeps_the_top_bits_like_uint8_masking():
+    x8 = torch.randint(0, 256, (4, 3, 8, 8), generator=torch.Generator().manual_seed(0))
+    x = x8.float() / 255
+    for bits in (1, 3, 8):
+        out = Posterize(bits).apply(x, {"bits": torch.full((4,), bits)})
+        ref = (x8 & (256 - 2 ** (8 - bits))).float() / 255
+        torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    one_bit = Posterize(1).apply(x, {"bits": torch.ones(4, dtype=torch.long)})
+    assert set(torch.unique(torch.round(one_bit * 255)).tolist()) <= {0.0, 128.0}
+
+
+def test_sharpen_matches_pil_sharpness():
+    from PIL import Image, ImageEnhance
+
+    x8 = torch.randint(0, 256, (1, 3, 12, 12), generator=torch.Generator().manual_seed(0)).to(torch.uint8)
+    pil = Image.fromarray(x8[0].permute(1, 2, 0).numpy())
+    ref = torch.from_numpy(np.array(ImageEnhance.Sharpness(pil).enhance(3.0))).permute(2, 0, 1)
+    out = Sharpen().apply(x8.float() / 255, {"factor": torch.tensor([3.0])})
+    assert (torch.round(out[0] * 255) - ref.float()).abs().max() <= 1
+
+
+def test_noise_is_a_replayable_function_of_its_seed(images):
+    t = GaussianNoise(0.1)
+    p = t.sample(6, torch.Generator().manual_seed(0))
+    a = t.apply(images * 0 + 0.5, p)
+    b = t.apply(images * 0 + 0.5, {k: v.clone() for k, v in p.items()})
+    assert torch.equal(a, b)
+    from invlab.transforms.image import seeded_normal
+
+    z = seeded_normal(torch.arange(4), (20000,))
+    assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1) < 0.02
+    corr = torch.corrcoef(z)
+    assert (corr - torch.eye(4)).abs().max() < 0.03  # different seeds: independent noise
+
+
+def test_pixelate_makes_constant_blocks():
+    x = torch.rand(2, 3, 16, 16)
+    out = Pixelate(0.5).apply(x, {"factor": torch.tensor([0.5, 0.25])})
+    blocks = out[0].unfold(1, 2, 2).unfold(2, 2, 2)  # (3, 8, 8, 2, 2)
+    assert torch.equal(blocks, blocks[..., :1, :1].expand_as(blocks))
+    assert torch.unique(out[1, 0]).numel() <= 16
+
+
+def test_erase_sets_exactly_the_box_in_every_channel():
+    x = torch.rand(1, 4, 32, 32) + 0.1
+    out = Erase().apply(x, {"box": torch.tensor([[4 / 32, 8 / 32, 18 / 32, 22 / 32]])})
+    zero = (out == 0).all(1)[0]
+    assert int(zero.sum()) == 14 * 14 and bool(zero[8:22, 4:18].all())
+    params = Erase().sample(50, torch.Generator().manual_seed(0))
+    box = params["box"]
+    assert (box[:, :2] >= 0).all() and (box[:, 2:] <= 1 + 1e-6).all()
+
+
+def test_place_object_moves_the_alpha_box_by_whole_pixels_to_where_it_fits():
+    x = torch.zeros(3, 4, 16, 16)
+    x[:, :, 6:10, 5:9] = torch.rand(3, 4, 4, 4) + 0.1  # a 4x4 object
+    pos = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.5, 0.5]])
+    out = PlaceObject().apply(x, {"position": pos})
+    torch.testing.assert_close(out[0, :, 0:4, 0:4], x[0, :, 6:10, 5:9], atol=0, rtol=0)
+    torch.testing.assert_close(out[1, :, 12:16, 12:16], x[1, :, 6:10, 5:9], atol=0, rtol=0)
+    assert float(out[0].sum()) == pytest.approx(float(x[0].sum()))
+    rgb = torch.rand(2, 3, 16, 16)
+    assert torch.equal(PlaceObject().apply(rgb, {"position": torch.rand(2, 2)}), rgb)
+
+
+def test_colour_channels_leave_alpha_alone():
+    x = torch.rand(3, 4, 8, 8)
+    t = ColourChannels(Invert(1.0))
+    out = t.apply(x, {"invert": torch.ones(3, dtype=torch.bool)})
+    assert torch.equal(out[:, 3], x[:, 3]) and torch.equal(out[:, :3], 1 - x[:, :3])
+    assert t.name == "invert" and t.param_specs() == Invert().param_specs()
+
+
+def test_elastic_displacement_has_the_documented_strength():
+    t = ElasticWarp(magnitude=0.1, grid=5)
+    x = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(200, 1, 64, 64).contiguous()  # a ramp in x
+    out = t.apply(x, t.sample(200, torch.Generator().manual_seed(0)))
+    inner = (out - x)[..., 8:-8, 8:-8] * 64  # displacement in pixels along x
+    assert 0.7 * 0.1 * 64 < float(inner.std()) / 1.0 < 1.1 * 0.1 * 64

@@ -1,4 +1,4 @@
-"""``invlab``: pretrain, evaluate, list recipes, run the demo.
+"""``invlab``: pretrain, evaluate, measure, study, list recipes, run the demo.
 
 Errors in the user's input (recipes, data, checkpoints) print one clear line and exit
 with status 2; Ctrl-C exits with 130 and says how to resume.
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a frozen encoder (kNN or linear probe)",
                        description="MODEL is a run folder, a checkpoint (.ckpt) or an exported encoder.safetensors.")
     e.add_argument("model", metavar="MODEL")
-    e.add_argument("--protocol", default="knn", help="images: knn (default) or linear")
+    e.add_argument("--protocol", default="knn",
+                   help="images: knn (default), linear, invariance or equivariance (on the run's test data)")
     e.add_argument("--data", help="data set name (default: the run's)")
     e.add_argument("--data-root", help="data path (default: the run's)")
     e.add_argument("--train-subset", type=int, help="training images used as bank / probe set")
@@ -70,6 +71,46 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--lr", type=float, default=1e-3, help="linear probe learning rate (default 1e-3)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--no-progress", action="store_true")
+
+    m = sub.add_parser(
+        "measure", help="invariance (and equivariance) profile of an encoder",
+        description="MODEL is a run folder, a checkpoint (.ckpt) or an exported encoder.safetensors. For each "
+                    "transformation: the invariance score (0 = invariant, ~1 = as far as another image) per layer "
+                    "with a bootstrap interval; with --equivariance also how well a linear probe recovers its "
+                    "parameters and how well a linear map predicts the transformed representation. Writes "
+                    "measure.json, measure.md and invariance.png.")
+    m.add_argument("model", metavar="MODEL")
+    m.add_argument("--transforms", "-t", default="all",
+                   help="comma-separated Transforms-2D names (translate, rotate, scale, hflip, vflip, shear, hue, "
+                        "brightness, grayscale, posterize, invert, sharpen, blur, noise, pixelate, elastic, erasing, "
+                        "contrast), or all / geometric / photometric / corruption (default: all)")
+    m.add_argument("--layers", "-l", help="comma-separated layers: output (default), stem, layer1..layer4, or any "
+                                          "module name of the encoder")
+    m.add_argument("--data", default="controlled",
+                   help="controlled (default: a controlled set, transformations act on the object), run (the run's "
+                        "own test data), or a data set name (cifar10, image_folder, digits) with --data-root")
+    m.add_argument("--data-root", help="data path for --data cifar10 / image_folder")
+    m.add_argument("--image-size", type=int, help="side of the controlled images (default: the encoder's input size, else 32)")
+    m.add_argument("--num-samples", type=int, default=1000, help="samples (twin pairs) per transformation (default 1000)")
+    m.add_argument("--metric", choices=("l2", "cosine", "both"), default="both", help="distance (default both)")
+    m.add_argument("--equivariance", action="store_true", help="also measure parameter recovery and linear-map error")
+    m.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--out", "-o", help="report folder (default: RUN/measure, or ./invlab-measure)")
+    m.add_argument("--json", action="store_true", help="print the result as JSON")
+    m.add_argument("--no-progress", action="store_true")
+
+    st = sub.add_parser(
+        "study", help="a transfer study: pretrain each source x evaluate on each target, over seeds (resumable)",
+        description="Run a study recipe (a shipped name or a YAML file; without one, list the shipped studies). "
+                    "Finished pretraining runs and evaluations are skipped when the same command runs again, and "
+                    "an interrupted run resumes from its last checkpoint. Writes study.json, study.md and study.png.")
+    st.add_argument("study", nargs="?", metavar="STUDY", help="a shipped study name or a YAML file")
+    st.add_argument("overrides", nargs="*", metavar="key=value",
+                    help="study overrides, e.g. seeds=[0] overrides.trainer.max_epochs=2")
+    st.add_argument("--out", "-o", help="study folder (default: studies/<name>)")
+    st.add_argument("--dry-run", action="store_true", help="validate every configuration, print the plan and exit")
+    st.add_argument("--no-progress", action="store_true")
 
     r = sub.add_parser("recipes", help="list the shipped recipes")
     r.add_argument("name", nargs="?", help="print this recipe's YAML")
@@ -148,6 +189,53 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from invlab.runs.measure_run import measure, measure_tables
+    from invlab.runtime import configure_cpu_allocator
+
+    configure_cpu_allocator()
+    metrics = ("l2", "cosine") if args.metric == "both" else (args.metric,)
+    result = measure(args.model, args.transforms, args.layers, data=args.data, data_root=args.data_root,
+                     image_size=args.image_size, num_samples=args.num_samples, metrics=metrics,
+                     equivariance=args.equivariance, bootstrap=args.bootstrap, seed=args.seed, out=args.out,
+                     progress=_show_progress(args))
+    if args.json:
+        print(json.dumps(result, indent=2, default=float))
+    else:
+        print(f"{result['model']} on {result['data']} ({result['num_samples']} samples per transformation)\n")
+        print(measure_tables(result))
+        print(f"\nreport: {Path(result['out']) / 'measure.md'}")
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from invlab.runs.config import read_recipe_file
+    from invlab.runs.study import load_study, run_study, study_names, study_path
+    from invlab.runtime import configure_cpu_allocator
+
+    if not args.study:
+        for name in study_names():
+            desc = str(read_recipe_file(study_path(name)).get("description", "")).strip()
+            print(f"{name}  {desc.split('. ')[0]}")
+        return 0
+    plan = load_study(args.study, list(args.overrides))
+    out = args.out or f"studies/{Path(args.study).stem}"
+    if args.dry_run:
+        r = plan.recipe
+        print(f"study {plan.source_file}: {len(r.sources)} sources x {len(r.targets)} targets x {len(r.seeds)} seeds "
+              f"= {len({s for s, _ in plan.cells}) * len(r.seeds)} pretraining runs, {len(plan.cells) * len(r.seeds)} "
+              f"evaluations; output in {out}/")
+        for (source, seed), cfg in plan.configs.items():
+            print(f"  {source} seed {seed}: {cfg.method}, {cfg.trainer.max_epochs} epochs")
+        return 0
+    configure_cpu_allocator()
+    result = run_study(plan, out, progress=_show_progress(args))
+    print(f"\n{(Path(out) / 'study.md').read_text()}")
+    if not result["complete"]:
+        return 1
+    return 0
+
+
 def _cmd_recipes(args: argparse.Namespace) -> int:
     from invlab.runs.config import read_recipe_file, recipe_names, recipe_path
 
@@ -177,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate, "recipes": _cmd_recipes, "demo": _cmd_demo}
+    handlers = {"pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate, "measure": _cmd_measure, "study": _cmd_study,
+                "recipes": _cmd_recipes, "demo": _cmd_demo}
     try:
         return handlers[args.command](args)
     except InvlabError as err:
@@ -187,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if args.command == "pretrain":
             hint = f"; continue with `invlab pretrain --resume {args.resume or args.out or 'RUN'}`"
+        elif args.command == "study":
+            hint = "; run the same command again to continue (finished cells are kept)"
         print(f"invlab {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 

@@ -1,4 +1,4 @@
-"""Image data sets by name: ``cifar10``, ``image_folder``, ``digits``."""
+"""Image data sets by name: ``cifar10``, ``image_folder``, ``digits``, ``controlled``."""
 
 from __future__ import annotations
 
@@ -53,10 +53,18 @@ def _digits(root, split, **kw) -> ImageArray:
     return load_digits_array(split)
 
 
+def _controlled(root, split, **kw) -> ImageArray:
+    """The default controlled set (recipes describe theirs in ``data.controlled``)."""
+    from invlab.data.controlled import ControlledSpec, controlled_split
+
+    return controlled_split(ControlledSpec(), split, kw["channels"], kw["cache"], kw["progress"])
+
+
 IMAGE_DATASETS: dict[str, Callable[..., ImageArray]] = {
     "cifar10": _cifar10,
     "image_folder": _image_folder,
     "digits": _digits,
+    "controlled": _controlled,
 }
 
 

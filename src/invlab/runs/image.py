@@ -1,5 +1,10 @@
 """The image modality: recipe sections, run set-up, kNN / linear-probe protocols, and the
-image methods' hyperparameters (SimCLR, SimSiam, Barlow Twins)."""
+image methods' hyperparameters (SimCLR, SimSiam, Barlow Twins, supervised).
+
+``data.name: controlled`` renders a controlled data set (``data.controlled``, see
+:mod:`invlab.data.controlled`); on any other data set a ``data.controlled`` section applies
+the controlled wrapper (a class block and a transformation set with recorded parameters).
+"""
 
 from __future__ import annotations
 
@@ -11,33 +16,49 @@ from typing import Any
 import torch
 
 from invlab.data.arrays import ImageArray
+from invlab.data.controlled import (
+    ControlledImages,
+    ControlledSpec,
+    TransformedImages,
+    apply_controlled,
+    check_spec,
+    choose_transforms,
+    controlled_split,
+    select_classes,
+)
 from invlab.data.loader import ImageDataModule
 from invlab.data.registry import channel_stats, load_image_dataset
 from invlab.errors import ConfigError, DataError
+from invlab.evaluation.equivariance import equivariance_profile
 from invlab.evaluation.features import extract_features
+from invlab.evaluation.invariance import invariance_profile
 from invlab.evaluation.knn import knn_accuracy
 from invlab.evaluation.linear_probe import linear_probe
 from invlab.methods import BarlowTwins, SimCLR, SimSiam
 from invlab.methods.base import SSLMethod
+from invlab.methods.supervised import Supervised
 from invlab.nn.encoder import Encoder
 from invlab.nn.heads import HeadSpec
 from invlab.nn.registry import build_backbone
+from invlab.report import markdown_table
 from invlab.runs.export import export_encoder, load_encoder
 from invlab.runs.registry import MethodSpec, Modality, RunParts, register_method, register_modality
 from invlab.transforms.registry import build_pipeline
+from invlab.transforms.transforms2d import transform_2d_names
 from invlab.transforms.views import MultiViewSampler
 
 __all__ = [
     "ImageData", "ImageModel", "ImageAugment", "ImageMonitor", "SimCLRParams", "SimSiamParams",
-    "BarlowTwinsParams", "IMAGE_METHOD_CLASSES", "load_data", "normalisation", "build_encoder",
-    "build_pipelines", "build_method", "setup", "knn_protocol", "linear_protocol",
+    "BarlowTwinsParams", "SupervisedParams", "IMAGE_METHOD_CLASSES", "load_data", "normalisation", "build_encoder",
+    "build_pipelines", "build_method", "setup", "knn_protocol", "linear_protocol", "measurement_data",
+    "invariance_protocol", "equivariance_protocol",
 ]
 
 
 # -- recipe sections -------------------------------------------------------------------
 @dataclass
 class ImageData:
-    name: str = "cifar10"  # cifar10 | image_folder | digits
+    name: str = "cifar10"  # cifar10 | image_folder | digits | controlled
     root: str | None = None
     channels: int | None = 3
     image_size: int | None = None  # resize on decode
@@ -51,6 +72,7 @@ class ImageData:
     num_workers: int = 0
     mean: list[float] | None = None  # default: measured on the training split
     std: list[float] | None = None
+    controlled: ControlledSpec | None = None  # the controlled set, or the wrapper for real data
 
 
 @dataclass
@@ -105,7 +127,14 @@ class BarlowTwinsParams:
     gather: bool | None = None
 
 
-IMAGE_METHOD_CLASSES: dict[str, type[SSLMethod]] = {"simclr": SimCLR, "simsiam": SimSiam, "barlow_twins": BarlowTwins}
+@dataclass
+class SupervisedParams:
+    label_smoothing: float = 0.0
+
+
+IMAGE_METHOD_CLASSES: dict[str, type[SSLMethod]] = {
+    "simclr": SimCLR, "simsiam": SimSiam, "barlow_twins": BarlowTwins, "supervised": Supervised,
+}
 
 
 def validate(cfg) -> None:
@@ -143,6 +172,23 @@ def validate(cfg) -> None:
         raise ConfigError(f"recipe key 'augment.views' must be >= 1, got {a.views}")
     if a.view_pipelines is not None and len(a.view_pipelines) != a.views:
         raise ConfigError(f"recipe key 'augment.view_pipelines' has {len(a.view_pipelines)} pipelines for {a.views} views")
+    if d.name == "controlled":
+        if d.image_size is not None and d.controlled is not None and d.image_size != d.controlled.image_size:
+            raise ConfigError(
+                f"recipe key 'data.image_size' ({d.image_size}) differs from 'data.controlled.image_size' "
+                f"({d.controlled.image_size}); a controlled set is rendered at data.controlled.image_size"
+            )
+        if d.root is not None:
+            raise ConfigError("recipe key 'data.root': a controlled set is rendered, not read; use "
+                              "data.controlled.foregrounds / backgrounds for your own images")
+    if d.controlled is not None:
+        check_spec(d.controlled, synthetic=d.name == "controlled")
+    if getattr(IMAGE_METHOD_CLASSES.get(cfg.method), "needs_labels", False):
+        for key in ("projector", "predictor"):
+            if getattr(m, key) is not None:
+                raise ConfigError(f"recipe key 'model.{key}': {cfg.method} has no {key} (its head is a linear classifier)")
+    if getattr(cfg.params, "label_smoothing", 0.0) < 0 or getattr(cfg.params, "label_smoothing", 0.0) >= 1:
+        raise ConfigError("recipe key 'params.label_smoothing' must lie within [0, 1)")
     build_pipelines(cfg)  # transform names and options
 
 
@@ -155,11 +201,22 @@ def build_pipelines(cfg):
     return [pipe] * a.views
 
 
+def load_split(cfg, split: str, progress: bool = True) -> ImageArray:
+    """One split of the recipe's data set (controlled sets rendered, the wrapper applied)."""
+    d = cfg.data
+    if d.name == "controlled":
+        return controlled_split(d.controlled or ControlledSpec(), split, d.channels, d.cache, progress)
+    kw = dict(channels=d.channels, image_size=d.image_size, convert_mode=d.convert_mode, cache=d.cache, progress=progress)
+    data = load_image_dataset(d.name, d.root, split, **kw)
+    if d.controlled is not None:
+        data = apply_controlled(data, d.controlled, split, d.cache, progress)
+    return data
+
+
 def load_data(cfg, progress: bool = True) -> tuple[ImageArray, ImageArray]:
     d = cfg.data
-    kw = dict(channels=d.channels, image_size=d.image_size, convert_mode=d.convert_mode, cache=d.cache, progress=progress)
-    train = load_image_dataset(d.name, d.root, "train", **kw).subset(d.train_subset, d.subset_seed)
-    test = load_image_dataset(d.name, d.root, "test", **kw).subset(d.test_subset, d.subset_seed)
+    train = load_split(cfg, "train", progress).subset(d.train_subset, d.subset_seed)
+    test = load_split(cfg, "test", progress).subset(d.test_subset, d.subset_seed)
     if len(train) < d.batch_size:
         raise DataError(f"{d.name}: the training split has {len(train)} images, fewer than data.batch_size={d.batch_size}")
     if train.channels != test.channels or train.size != test.size:
@@ -194,9 +251,11 @@ def build_method(cfg, mean: list[float], std: list[float], channels: int, num_cl
         kwargs["projector"] = cfg.model.projector
     if cfg.model.predictor is not None:
         kwargs["predictor"] = cfg.model.predictor
-    return IMAGE_METHOD_CLASSES[cfg.method](
+    cls = IMAGE_METHOD_CLASSES[cfg.method]
+    needs_labels = getattr(cls, "needs_labels", False)
+    return cls(
         encoder, views,
-        num_classes=num_classes if cfg.monitor.probe or cfg.monitor.knn else None,
+        num_classes=num_classes if cfg.monitor.probe or cfg.monitor.knn or needs_labels else None,
         optim=cfg.optim, knn_k=cfg.monitor.knn_k, knn_t=cfg.monitor.knn_t, seed=cfg.seed, **kwargs,
     )
 
@@ -249,6 +308,81 @@ def linear_protocol(model, cfg, epochs: int = 100, lr: float = 1e-3, batch_size:
     return result
 
 
+def measurement_data(cfg, split: str = "test", progress: bool = False):
+    """The recipe's data as a factor set for invariance / equivariance measurement: the
+    controlled set itself (transformations act on the object), or the real data set's
+    class block as :class:`TransformedImages` (they act on the whole image)."""
+    d = cfg.data
+    if d.name == "controlled":
+        return ControlledImages.from_spec(d.controlled or ControlledSpec(), split, d.channels or 3)
+    kw = dict(channels=d.channels, image_size=d.image_size, convert_mode=d.convert_mode, cache=d.cache, progress=progress)
+    data = load_image_dataset(d.name, d.root, split, **kw)
+    if d.controlled is not None:
+        data = select_classes(data, d.controlled.num_classes, d.controlled.class_offset, d.controlled.structure_seed)
+    return TransformedImages(data, [], 0, split)
+
+
+def _measured_transforms(cfg, transforms) -> list:
+    if transforms:
+        return list(transforms.split(",")) if isinstance(transforms, str) else list(transforms)
+    spec = cfg.data.controlled
+    chosen = choose_transforms(spec.transforms, spec.structure_seed) if spec is not None else []
+    return chosen or transform_2d_names()
+
+
+def invariance_protocol(model, cfg, transforms=None, layers=None, num_samples: int = 500, metric: str = "l2",
+                        progress: bool = True, seed: int = 0, **_: Any) -> dict[str, Any]:
+    """Invariance score of the frozen encoder to each transformation (default: those of
+    the recipe's controlled section, else all 18) on the test split. Keys
+    ``invariance/<transform>`` (first layer), ``mean_invariance``."""
+    encoder, _ = load_encoder(model)
+    t0 = time.perf_counter()
+    data = measurement_data(cfg, "test", progress)
+    names = _measured_transforms(cfg, transforms)
+    rows = invariance_profile(encoder, data, names, layers, metrics=(metric,), num_samples=num_samples, seed=seed,
+                              progress=progress)
+    first = rows[0].layer
+    result: dict[str, Any] = {"data": cfg.data.name, "metric": metric, "num_samples": rows[0].num_samples,
+                              "rows": [r.to_dict() for r in rows]}
+    for r in rows:
+        if r.layer == first:
+            result[f"invariance/{r.transform}"] = r.score
+    result["mean_invariance"] = float(sum(r.score for r in rows if r.layer == first) / len(names))
+    result["seconds"] = time.perf_counter() - t0
+    result["table"] = markdown_table(
+        ["transformation", "layer", f"{metric} invariance", "95% CI"],
+        [[r.transform, r.layer, r.score, f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"] for r in rows],
+    )
+    return result
+
+
+def equivariance_protocol(model, cfg, transforms=None, layers=None, num_samples: int = 1000,
+                          progress: bool = True, seed: int = 0, **_: Any) -> dict[str, Any]:
+    """Parameter recovery and linear-map error per transformation (see
+    :func:`~invlab.evaluation.equivariance.equivariance_score`). Keys
+    ``recovery/<transform>``, ``map_error/<transform>`` (first layer), ``mean_recovery``."""
+    encoder, _ = load_encoder(model)
+    t0 = time.perf_counter()
+    data = measurement_data(cfg, "test", progress)
+    names = _measured_transforms(cfg, transforms)
+    rows = equivariance_profile(encoder, data, names, layers, num_samples=num_samples, seed=seed, progress=progress)
+    first = rows[0].layer
+    result: dict[str, Any] = {"data": cfg.data.name, "num_samples": rows[0].num_samples,
+                              "rows": [r.to_dict() for r in rows]}
+    for r in rows:
+        if r.layer == first:
+            result[f"recovery/{r.transform}"] = r.recovery
+            result[f"map_error/{r.transform}"] = r.map_error
+    firsts = [r.recovery for r in rows if r.layer == first]
+    result["mean_recovery"] = float(sum(firsts) / len(firsts))
+    result["seconds"] = time.perf_counter() - t0
+    result["table"] = markdown_table(
+        ["transformation", "layer", "parameter recovery", "linear-map error", "identity-map error"],
+        [[r.transform, r.layer, r.recovery, r.map_error, r.identity_error] for r in rows],
+    )
+    return result
+
+
 def encoder_from_state(cfg, state: dict[str, torch.Tensor]) -> Encoder:
     encoder = build_encoder(cfg, state["mean"].flatten().tolist(), state["std"].flatten().tolist(),
                             int(state["mean"].numel()))
@@ -259,10 +393,13 @@ def encoder_from_state(cfg, state: dict[str, torch.Tensor]) -> Encoder:
 register_modality(
     Modality(
         name="image", data=ImageData, model=ImageModel, augment=ImageAugment, monitor=ImageMonitor,
-        setup=setup, validate=validate, protocols={"knn": knn_protocol, "linear": linear_protocol},
+        setup=setup, validate=validate,
+        protocols={"knn": knn_protocol, "linear": linear_protocol, "invariance": invariance_protocol,
+                   "equivariance": equivariance_protocol},
         encoder_from_state=encoder_from_state,
     )
 )
 register_method(MethodSpec("simclr", "image", SimCLRParams, views=2))
 register_method(MethodSpec("simsiam", "image", SimSiamParams, views=2))
 register_method(MethodSpec("barlow_twins", "image", BarlowTwinsParams, views=2))
+register_method(MethodSpec("supervised", "image", SupervisedParams, views=1))

@@ -57,12 +57,15 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             if type(None) in args:
                 return None
             raise _fail(path, tp, value)
+        nested: ConfigError | None = None
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _convert(arg, value, path)
-            except ConfigError:
+            except ConfigError as err:
+                if isinstance(value, dict) and _is_dataclass_type(arg) and nested is None:
+                    nested = err  # a mapping meant for a section: its own error names the key
                 continue
-        raise _fail(path, tp, value)
+        raise nested if nested is not None else _fail(path, tp, value)
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise _fail(path, tp, value)

@@ -45,8 +45,17 @@ for _cls, _aliases in (
     (image.GaussianBlur, ("gaussian_blur",)),
     (image.Solarize, ()),
     (image.Invert, ("color_inversion",)),
+    (image.Posterize, ()),
+    (image.Sharpen, ("sharpness",)),
+    (image.GaussianNoise, ("gaussian_noise", "additive_noise")),
+    (image.Pixelate, ()),
+    (image.ElasticWarp, ("elastic_warp",)),
+    (image.Erase, ("erasing", "random_erasing")),
 ):
     register_transform(_cls.name, _cls, *_aliases)
+# PlaceObject's own name is "translate" (the Transforms-2D factor); in recipes "translate"
+# is the whole-image shift, so object placement is registered as "place_object".
+register_transform("place_object", image.PlaceObject, "object_translate")
 
 
 def transform_names() -> list[str]:

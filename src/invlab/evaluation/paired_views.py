@@ -1,0 +1,111 @@
+"""Paired views for measuring what an encoder does with one transformation ``T``.
+
+For a data set and ``T`` a :class:`PairedViews` gives, index by index, the same content
+(object and background, or the same real image) under two independent draws of ``T``
+(twins, for invariance) and under the identity (for equivariance), with ``T``'s
+parameters known. ``T`` alone acts, as in the paper's single-transformation sets.
+
+Data may be a :class:`~invlab.data.controlled.ControlledImages` (``T`` acts on the object
+before pasting), a :class:`~invlab.data.controlled.TransformedImages`, an
+:class:`~invlab.data.arrays.ImageArray` or a float tensor ``(N, C, H, W)`` in ``[0, 1]``
+(``T`` acts on the whole image).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from invlab.data.arrays import ImageArray
+from invlab.data.controlled import ControlledImages, TransformedImages
+from invlab.errors import ConfigError
+from invlab.transforms.base import Compose, Params, Transform, select_params
+from invlab.transforms.transforms2d import transform_spec_name
+
+__all__ = ["PairedViews"]
+
+
+def _seed(base: int, tag: int) -> int:
+    return (base * 1_000_003 + tag) % (2**62)
+
+
+class PairedViews:
+    """``T``-views of ``num_samples`` items of ``data``.
+
+    ``render(index, view)``: ``view`` 0 and 1 are twins (independent draws of ``T``),
+    ``"identity"`` the untransformed item. ``params[view]`` are the parameters of views 0
+    and 1 (keys ``"<name>.<param>"``); ``transform`` is the one-step Compose they belong to.
+    """
+
+    def __init__(self, data: Any, transform: str | dict | Transform, num_samples: int | None = 1000, seed: int = 0):
+        self.name = transform.name if isinstance(transform, Transform) else transform_spec_name(transform)
+        if isinstance(data, Tensor):
+            if data.dim() != 4:
+                raise ValueError(f"image tensors must be (N, C, H, W), got {tuple(data.shape)}")
+            x = data.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+            data = ImageArray(x, np.full(len(x), -1, dtype=np.int64), [], "tensor")
+        if isinstance(data, ImageArray):
+            n = len(data) if num_samples is None else min(num_samples, len(data))
+            data = data.subset(n, seed)
+            data = TransformedImages(data, [], 0)
+        if isinstance(transform, Transform):
+            if not isinstance(data, TransformedImages):
+                raise ConfigError(
+                    "a controlled set takes transformation names or specs (its transformations act on the object); "
+                    f"got a {type(transform).__name__} instance"
+                )
+            self._sets = [_FixedTransform(data, transform, _seed(seed, i + 1)) for i in range(2)]
+            self.n = len(data)
+        elif isinstance(data, (ControlledImages, TransformedImages)):
+            n = len(data) if num_samples is None else min(num_samples, len(data))
+            sets = []
+            for i in range(2):
+                v = data.variant(transforms=[transform], transform_seed=_seed(seed, i + 1))
+                sets.append(_Truncated(v, n))
+            self._sets = sets
+            self.n = n
+        else:
+            raise TypeError(
+                "data must be ControlledImages, TransformedImages, an ImageArray or an image tensor, "
+                f"got {type(data).__name__}"
+            )
+        self.transform: Compose = self._sets[0].pipeline
+        self.params: list[Params] = [s.params for s in self._sets]
+        self.labels = self._sets[0].labels
+
+    def render(self, index, view: int | str = 0) -> Tensor:
+        index = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        if view == "identity":
+            return self._sets[0].render(index, self.transform.identity_params(len(index)))
+        return self._sets[int(view)].render(index)
+
+
+class _Truncated:
+    """The first ``n`` samples of a factor set (rendering by index)."""
+
+    def __init__(self, data, n: int):
+        self.data, self.n = data, n
+        self.pipeline = data.pipeline
+        self.params = {k: v[:n] for k, v in data.params.items()}
+        self.labels = np.asarray(data.labels[:n])
+
+    def render(self, index: Tensor, params: Params | None = None) -> Tensor:
+        return self.data.render(index, params)
+
+
+class _FixedTransform:
+    """A user's Transform instance on whole images, its parameters drawn once."""
+
+    def __init__(self, data: TransformedImages, transform: Transform, seed: int):
+        self.data = data
+        self.pipeline = Compose([transform])
+        self.labels = np.asarray(data.labels)
+        g = torch.Generator().manual_seed(seed)
+        self.params = self.pipeline.sample(len(data), g, size=data.size)
+
+    def render(self, index: Tensor, params: Params | None = None) -> Tensor:
+        x = self.data.render(index)
+        return self.pipeline.apply(x, select_params(self.params, index) if params is None else params).clamp(0, 1)
