@@ -1,4 +1,5 @@
-"""Evaluation of frozen encoders: kNN, linear probe, (later) invariance measurement."""
+"""Evaluation of frozen encoders: kNN, linear probe, forecasting and time-series
+classification probes, (later) invariance measurement."""
 
 from invlab.evaluation.features import extract_features
 from invlab.evaluation.knn import knn_accuracy, knn_predict

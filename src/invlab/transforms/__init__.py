@@ -42,6 +42,16 @@ from invlab.transforms.registry import (
     register_transform,
     transform_names,
 )
+from invlab.transforms.timeseries import (
+    Jitter,
+    MagnitudeWarp,
+    Masking,
+    Scaling,
+    SegmentPermutation,
+    TimeWarp,
+    WindowCrop,
+    WindowSlice,
+)
 from invlab.transforms.views import MultiViewSampler, View, Views
 
 __all__ = [
@@ -52,4 +62,5 @@ __all__ = [
     "Solarize", "Translate", "VerticalFlip",
     "TRANSFORMS", "build_pipeline", "build_transform", "register_transform", "transform_names",
     "MultiViewSampler", "View", "Views",
+    "Jitter", "MagnitudeWarp", "Masking", "Scaling", "SegmentPermutation", "TimeWarp", "WindowCrop", "WindowSlice",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from invlab.errors import ConfigError
-from invlab.transforms import image
+from invlab.transforms import image, timeseries
 from invlab.transforms.base import Compose, RandomApply, Transform
 
 __all__ = ["TRANSFORMS", "register_transform", "build_transform", "build_pipeline", "transform_names"]
@@ -45,6 +45,19 @@ for _cls, _aliases in (
     (image.GaussianBlur, ("gaussian_blur",)),
     (image.Solarize, ()),
     (image.Invert, ("color_inversion",)),
+):
+    register_transform(_cls.name, _cls, *_aliases)
+
+# time series (batch, channels, time); prefixed where an image transform has the plain name
+for _cls, _aliases in (
+    (timeseries.Jitter, ("gaussian_noise",)),
+    (timeseries.Scaling, ("ts_scale",)),
+    (timeseries.MagnitudeWarp, ()),
+    (timeseries.TimeWarp, ()),
+    (timeseries.WindowSlice, ()),
+    (timeseries.WindowCrop, ()),
+    (timeseries.SegmentPermutation, ("ts_permutation",)),
+    (timeseries.Masking, ("ts_mask",)),
 ):
     register_transform(_cls.name, _cls, *_aliases)
 
