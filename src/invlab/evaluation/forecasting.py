@@ -37,7 +37,7 @@ __all__ = [
     "SGDFit", "fit_sgd", "DEFAULT_RIDGE_GRID",
 ]
 
-DEFAULT_RIDGE_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # alpha / mean diagonal of the Gram matrix
+DEFAULT_RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # alpha / mean diagonal of the Gram matrix
 
 
 @dataclass
@@ -187,7 +187,7 @@ def _solve(gram: Tensor, cross: Tensor, alpha: float) -> Tensor:
 
 
 def fit_ridge(train: RidgeProblem, val: RidgeProblem, grid: Sequence[float] = DEFAULT_RIDGE_GRID,
-              extend_edges: int = 2) -> RidgeFit:
+              extend_edges: int = 3) -> RidgeFit:
     """Solve for every relative penalty in ``grid`` (times the mean diagonal of the
     training Gram matrix) and keep the one with the lowest validation MSE. When the best
     lies on an edge of the grid, up to ``extend_edges`` further decades are tried beyond it."""
@@ -287,7 +287,7 @@ def fit_sgd(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(rows)
+            total += loss.item() * len(rows)
         head.eval()
         val_err = forecast_errors(_sgd_predict(head, val), val_targets)
         history.append({"epoch": epoch, "train_mse": total / max(1, (windows // batch_windows) * batch_windows * c),

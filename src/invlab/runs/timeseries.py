@@ -163,10 +163,10 @@ def validate(cfg) -> None:
             raise ConfigError(f"recipe key 'data.horizons' must list positive horizons, got {d.horizons}")
         if len(d.split_ratios) != 3 or min(d.split_ratios) <= 0 or abs(sum(d.split_ratios) - 1) > 1e-6:
             raise ConfigError(f"recipe key 'data.split_ratios' must be three positive numbers summing to 1, got {d.split_ratios}")
-        if m.channel_independent is False:
-            raise ConfigError("recipe key 'model.channel_independent': forecasting uses channel-independent patches (true)")
         if cfg.method == "supervised_ts":
             raise ConfigError("method supervised_ts classifies labelled series: set data.name=ucr")
+        if m.channel_independent is False:
+            raise ConfigError("recipe key 'model.channel_independent': forecasting uses channel-independent patches (true)")
     elif d.dataset is None and (d.train_file is None or d.test_file is None):
         raise ConfigError("recipe key 'data.dataset' is not set: name a UCR/UEA set (data.dataset=GunPoint) "
                           "or give data.train_file and data.test_file")
@@ -323,7 +323,11 @@ def load_series_encoder(ref: str | Path, meta_path: Path | None = None) -> tuple
         state = load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = encoder.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        first = str(err).strip().splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise CheckpointError(f"{path}: weights do not match the recorded architecture ({first})") from None
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the recorded architecture "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -381,20 +385,27 @@ def setup(cfg, world_size: int, progress: bool) -> RunParts:
 _SNAPSHOT = re.compile(r"epoch(\d{3,})\.safetensors$")
 
 
-def _candidates(model: str | Path, which: str) -> tuple[list[tuple[str, Path, Path | None]], tuple | None]:
-    """Encoders to select among: ``[(label, weights, meta_path)]`` and the random-init
-    reference (``epoch000``), from a run folder's snapshots when there are any."""
+def _candidates(model: str | Path, which: str | list[int]) -> tuple[list[tuple[str, Path, Path | None]], tuple | None]:
+    """Encoders to select among: ``[(label, weights, meta_path)]`` and the untrained
+    reference (``epoch000``), from a run folder's snapshots when there are any.
+
+    ``which``: ``"all"`` snapshots after epoch 0, ``"last"`` (the exported encoder only)
+    or a list of epochs."""
     path = Path(model).expanduser()
     folder = path if path.is_dir() else None
     snaps = sorted((folder / "snapshots").glob("epoch*.safetensors")) if folder is not None else []
     if which == "last" or not snaps:
         return [("final", path, None)], None
-    if which != "all":
-        raise ConfigError(f"snapshots must be 'all' or 'last', got {which!r}")
+    if which != "all" and not isinstance(which, (list, tuple)):
+        raise ConfigError(f"snapshots must be 'all', 'last' or a list of epochs, got {which!r}")
     meta = folder / "snapshots" / "encoder.json"
-    found = [(int(_SNAPSHOT.search(p.name).group(1)), p) for p in snaps if _SNAPSHOT.search(p.name)]
-    init = next(((f"epoch {e}", p, meta) for e, p in found if e == 0), None)
-    return [(f"epoch {e}", p, meta) for e, p in found if e > 0], init
+    found = {int(_SNAPSHOT.search(p.name).group(1)): p for p in snaps if _SNAPSHOT.search(p.name)}
+    init = (f"epoch {0}", found[0], meta) if 0 in found else None
+    epochs = sorted(e for e in found if e > 0) if which == "all" else [int(e) for e in which]
+    missing = [e for e in epochs if e not in found]
+    if missing or not epochs:
+        raise ConfigError(f"{folder}: no snapshot for epoch(s) {missing or which}; have {sorted(found)}")
+    return [(f"epoch {e}", found[e], meta) for e in epochs], init
 
 
 def _window_rows(series: ForecastSeries, split: str, seq_len: int, horizons: list[int]) -> tuple[WindowDataset, dict[int, int]]:
@@ -413,11 +424,15 @@ def _targets(series: ForecastSeries, windows: WindowDataset, count: int, horizon
     return target_rows(view[starts])
 
 
-def _evaluate_candidate(encoder, series, cfg, horizons, head, batch_size, progress, epochs, lr, seed) -> dict[int, dict]:
+def _evaluate_candidate(encoder, series, cfg, horizons, head, batch_size, progress, epochs, lr, seed,
+                        fit_stride: int = 1) -> dict[int, dict]:
     seq_len = encoder.seq_len
     encoded, counts, windows = {}, {}, {}
     for split in ("train", "val", "test"):
         windows[split], counts[split] = _window_rows(series, split, seq_len, horizons)
+        if split == "train" and fit_stride > 1:  # every fit_stride-th training window (quick looks)
+            windows[split].starts = windows[split].starts[::fit_stride]
+            counts[split] = {h: -(-n // fit_stride) for h, n in counts[split].items()}
         inputs = windows[split].inputs(np.arange(len(windows[split])))
         encoded[split] = encode_windows(encoder, inputs, batch_size, progress, f"{split} windows")
     out: dict[int, dict] = {}
@@ -450,13 +465,16 @@ def _evaluate_candidate(encoder, series, cfg, horizons, head, batch_size, progre
     return out
 
 
-def forecast_protocol(model, cfg, horizons: list[int] | None = None, head: str = "ridge", snapshots: str = "all",
-                      batch_size: int | None = None, progress: bool = True, epochs: int = 30, lr: float | None = None,
-                      include_init: bool = True, **_: Any) -> dict[str, Any]:
+def forecast_protocol(model, cfg, horizons: list[int] | None = None, head: str = "ridge",
+                      snapshots: str | list[int] = "all", batch_size: int | None = None, progress: bool = True,
+                      epochs: int = 30, lr: float | None = None, include_init: bool = True, fit_stride: int = 1,
+                      **_: Any) -> dict[str, Any]:
     """Linear forecasting on the frozen encoder for each horizon; per horizon the
     candidate (snapshot x ridge penalty, or snapshot x head epoch) with the lowest
     validation MSE is selected and scored on test. ``include_init`` also reports the
-    untrained encoder (``epoch000``) as a reference row; it is never a candidate."""
+    untrained encoder (``epoch000``) as a reference row; it is never a candidate.
+    ``fit_stride > 1`` fits the heads on every ``fit_stride``-th training window only
+    (a quicker, noisier estimate; validation and test windows are never subsampled)."""
     if not is_forecasting(cfg):
         raise ConfigError(f"the forecast protocol needs forecasting data (data.name=ett or csv), this run has {cfg.data.name!r}")
     _choice("head", head, ("ridge", "sgd"))
@@ -473,7 +491,7 @@ def forecast_protocol(model, cfg, horizons: list[int] | None = None, head: str =
         if encoder.in_channels != series.channels:
             raise ConfigError(f"the encoder expects {encoder.in_channels} channels, the data has {series.channels}")
         scores = _evaluate_candidate(encoder, series, cfg, horizons, head, batch_size or cfg.data.eval_batch_size,
-                                     progress, epochs, lr, cfg.seed)
+                                     progress, epochs, lr, cfg.seed, fit_stride)
         if init is not None and label == init[0]:
             reference = scores
         else:
@@ -484,7 +502,7 @@ def forecast_protocol(model, cfg, horizons: list[int] | None = None, head: str =
         selected[h] = {"selected": label, **results[label][h]}
     per_candidate_val = {c: {h: results[c][h]["val_mse"] for h in horizons} for c in results}
     result: dict[str, Any] = {
-        "data": series.path, "columns": series.columns, "head": head, "selection": "validation",
+        "data": series.path, "columns": series.columns, "head": head, "selection": "validation", "fit_stride": fit_stride,
         "selected_on": "lowest validation MSE over " + ("snapshots x ridge penalties" if head == "ridge" else "snapshots x head epochs"),
         "horizons": {str(h): selected[h] for h in horizons},
         "avg": {"mse": float(np.mean([selected[h]["test_mse"] for h in horizons])),

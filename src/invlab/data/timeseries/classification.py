@@ -84,7 +84,8 @@ def read_ts_file(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
     labels: list[str] = []
     in_data = False
     has_labels = True
-    dims: int | None = None
+    dims: int | None = None  # channels of the first case
+    header_dims: int | None = None
     with open(path, encoding="utf-8", errors="strict") as f:
         for lineno, raw in enumerate(f, start=1):
             line = raw.strip()
@@ -100,7 +101,7 @@ def read_ts_file(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
                     has_labels = low.split()[1] == "true" if len(low.split()) > 1 else True
                 elif low.startswith("@dimensions"):
                     try:
-                        dims = int(low.split()[1])
+                        header_dims = int(low.split()[1])
                     except (IndexError, ValueError):
                         raise DataError(f"{path}, line {lineno}: malformed @dimensions header") from None
                 elif not line.startswith("@"):
@@ -112,8 +113,8 @@ def read_ts_file(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
                     raise DataError(f"{path}, line {lineno}: no class label (expected values:...:label)")
                 labels.append(parts[-1].strip())
                 parts = parts[:-1]
-            if dims is not None and len(parts) != dims:
-                raise DataError(f"{path}, line {lineno}: {len(parts)} channels, but the header says @dimensions {dims}")
+            if header_dims is not None and len(parts) != header_dims:
+                raise DataError(f"{path}, line {lineno}: {len(parts)} channels, but the header says @dimensions {header_dims}")
             if dims is None:
                 dims = len(parts)
             if len(parts) != dims:
