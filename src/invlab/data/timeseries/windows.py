@@ -51,8 +51,9 @@ class WindowDataset(Dataset):
             raise ValueError("this window set has no targets (horizon 0)")
         return self._targets[self.starts[indices] + self.seq_len]
 
-    def __getitem__(self, i: int):
-        return self.__getitems__([i])
+    def __getitem__(self, i: int | slice):
+        """One window (a batch of one) or a slice of windows, as a batch dict."""
+        return self.__getitems__(list(range(len(self)))[i] if isinstance(i, slice) else [i])
 
     def __getitems__(self, indices) -> dict[str, torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64)
@@ -71,8 +72,9 @@ class LabelledDataset(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, i: int):
-        return self.__getitems__([i])
+    def __getitem__(self, i: int | slice):
+        """One window (a batch of one) or a slice of windows, as a batch dict."""
+        return self.__getitems__(list(range(len(self)))[i] if isinstance(i, slice) else [i])
 
     def __getitems__(self, indices) -> dict[str, torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64)
