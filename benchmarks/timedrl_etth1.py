@@ -20,7 +20,12 @@ Writes benchmarks/results/timedrl_etth1.json and .md.
 
 from __future__ import annotations
 
-import argparse
+import os
+
+# the cores are shared with other jobs: idle OpenMP threads must sleep, not spin (before torch loads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
 import json
 import platform
 import resource

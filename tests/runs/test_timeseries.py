@@ -11,7 +11,12 @@ import torch
 from invlab.errors import CheckpointError, ConfigError, DataError
 from invlab.nn import PatchTransformer
 from invlab.runs.config import load_recipe
-from invlab.runs.timeseries import EncoderSnapshots, export_series_encoder, load_series_encoder, setup
+from invlab.runs.timeseries import (
+    EncoderSnapshots,
+    export_series_encoder,
+    load_series_encoder,
+    setup,
+)
 
 
 def test_time_series_recipes_validate():

@@ -19,7 +19,12 @@ from invlab.data.timeseries.forecasting import (
     window_count,
     window_starts,
 )
-from invlab.data.timeseries.windows import LabelledDataset, TimeSeriesDataModule, WindowDataset, series_loader
+from invlab.data.timeseries.windows import (
+    LabelledDataset,
+    TimeSeriesDataModule,
+    WindowDataset,
+    series_loader,
+)
 
 __all__ = [
     "LabelledSeries", "aeon_dataset_names", "equalise_lengths", "load_classification_pair",
