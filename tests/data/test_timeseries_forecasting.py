@@ -79,6 +79,11 @@ def test_windows_at_split_boundaries(etth1, horizon):
     assert window_starts(etth1.borders, "test", L, horizon) == (11520 - L, 14400 - L - horizon + 1)
 
 
+def test_windows_without_targets_stay_inside_their_split(etth1):
+    val = WindowDataset(etth1, "val", L, 0)
+    assert val.starts[0] == 8640 and val.starts[-1] + L == 11520
+
+
 def test_pretraining_windows_and_stride(etth1):
     windows = WindowDataset(etth1, "train", L, 0, stride=5)
     assert windows.starts[0] == 0 and windows.starts[1] == 5 and windows.starts[-1] <= 8640 - L

@@ -15,6 +15,7 @@ Windows: a window starting at row ``i`` has input rows ``[i, i + L)`` and target
 Validation and test windows follow the Informer convention: their *targets* lie inside
 the split and their inputs may reach up to ``L`` rows back into the previous split, so the
 first validation target is the first validation row. No target ever crosses a split end.
+Windows without targets (``H = 0``: pretext losses on validation) lie inside their split.
 
 Values are standardised per column with the mean and standard deviation of the training
 rows (``ddof=0``, as scikit-learn's ``StandardScaler``); MSE/MAE are reported on that scale.
@@ -202,9 +203,10 @@ def window_starts(borders: dict[str, tuple[int, int]], split: str, seq_len: int,
 
     Training inputs stay inside the training split; validation and test inputs may start
     ``seq_len`` rows before their split (their first target is the split's first row).
+    Without targets (``horizon = 0``, pretext losses) every window lies inside its split.
     """
     start, end = borders[split]
-    first = start if split == "train" else start - seq_len
+    first = start if split == "train" or horizon == 0 else start - seq_len
     last = end - seq_len - horizon + 1
     if last <= first:
         raise DataError(
