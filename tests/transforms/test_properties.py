@@ -11,7 +11,7 @@ from invlab.transforms import Compose, ParamSpec, build_transform, transform_nam
 from invlab.transforms.base import select_params
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-IMAGE_TRANSFORMS = [n for n in transform_names() if n != "resize"]
+IMAGE_TRANSFORMS = [n for n in transform_names("image") if n != "resize"]
 
 
 def _value(spec: ParamSpec, draw) -> torch.Tensor:

@@ -37,3 +37,15 @@ def test_bad_specs_name_the_key(spec, match):
 def test_pipeline_must_be_a_list():
     with pytest.raises(ConfigError, match="list"):
         build_pipeline({"name": "hflip"})
+
+
+def test_names_are_unique_and_kinds_split_images_from_series():
+    from invlab.transforms.image import Invert
+    from invlab.transforms.registry import register_transform
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_transform("hflip", Invert)
+    image, series = set(transform_names("image")), set(transform_names("series"))
+    assert not image & series and image | series == set(transform_names())
+    assert {"hflip", "gaussian_noise", "place_object"} <= image
+    assert {"ts_jitter", "time_warp", "window_crop"} <= series

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="MODEL is a run folder, a checkpoint (.ckpt) or an exported encoder.safetensors.")
     e.add_argument("model", metavar="MODEL")
     e.add_argument("--protocol", default="knn",
-                   help="images: knn (default), linear, invariance or equivariance (on the run's test data)")
+                   help="images: knn (default), linear, invariance or equivariance (on the run's test data); "
+                        "time series: forecast or classify")
     e.add_argument("--data", help="data set name (default: the run's)")
     e.add_argument("--data-root", help="data path (default: the run's)")
     e.add_argument("--train-subset", type=int, help="training images used as bank / probe set")
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--t", type=float, default=0.1, help="kNN temperature (default 0.1)")
     e.add_argument("--epochs", type=int, default=100, help="linear probe epochs (default 100)")
     e.add_argument("--lr", type=float, default=1e-3, help="linear probe learning rate (default 1e-3)")
+    e.add_argument("--horizons", type=int, nargs="+", help="forecast: horizons (default: the run's data.horizons)")
+    e.add_argument("--head", choices=["ridge", "sgd"], help="forecast: ridge (default) or TimeDRL's trained linear head")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--no-progress", action="store_true")
 
@@ -176,8 +179,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overrides.append(("root", args.data_root))
     if args.train_subset:
         overrides.append(("train_subset", args.train_subset))
+    extra = {key: getattr(args, key) for key in ("horizons", "head") if getattr(args, key) is not None}
     result = evaluate(args.model, args.protocol, overrides, k=args.k, temperature=args.t, epochs=args.epochs,
-                      lr=args.lr, progress=_show_progress(args))
+                      lr=args.lr, progress=_show_progress(args), **extra)
     if args.json:
         print(json.dumps(result, indent=2, default=float))
     elif "top1" in result:

@@ -1,4 +1,5 @@
-"""Evaluation of frozen encoders: kNN, linear probe, invariance and equivariance measurement."""
+"""Evaluation of frozen encoders: kNN, linear probe, invariance and equivariance measurement,
+forecasting and time-series classification probes."""
 
 from invlab.evaluation.equivariance import (
     EquivarianceScore,

@@ -3,8 +3,9 @@
 from invlab.losses.barlow_twins import BarlowTwinsLoss, barlow_twins
 from invlab.losses.contrastive import NTXentLoss, nt_xent
 from invlab.losses.simsiam import SimSiamLoss, negative_cosine, simsiam_loss
+from invlab.losses.timedrl import instance_contrastive_loss, timestamp_predictive_loss
 
 __all__ = [
     "BarlowTwinsLoss", "barlow_twins", "NTXentLoss", "nt_xent", "SimSiamLoss",
-    "negative_cosine", "simsiam_loss",
+    "negative_cosine", "simsiam_loss", "instance_contrastive_loss", "timestamp_predictive_loss",
 ]

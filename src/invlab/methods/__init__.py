@@ -5,7 +5,10 @@ from invlab.methods.base import SSLMethod, StepOutput
 from invlab.methods.optim import LARS, OptimSpec
 from invlab.methods.simclr import SimCLR
 from invlab.methods.simsiam import SimSiam
+from invlab.methods.supervised_timeseries import SupervisedTimeSeries
+from invlab.methods.timedrl import TimeDRL
 
 METHODS = {"simclr": SimCLR, "simsiam": SimSiam, "barlow_twins": BarlowTwins}
 
-__all__ = ["BarlowTwins", "SSLMethod", "StepOutput", "LARS", "OptimSpec", "SimCLR", "SimSiam", "METHODS"]
+__all__ = ["BarlowTwins", "SSLMethod", "StepOutput", "LARS", "OptimSpec", "SimCLR", "SimSiam", "METHODS",
+           "SupervisedTimeSeries", "TimeDRL"]

@@ -9,5 +9,6 @@ __all__ = [
     "resnet50", "BACKBONES", "build_backbone",
 ]
 from invlab.nn.encoder import Encoder  # noqa: E402
+from invlab.nn.patch_transformer import PatchTransformer  # noqa: E402
 
-__all__ += ["Encoder"]
+__all__ += ["Encoder", "PatchTransformer"]

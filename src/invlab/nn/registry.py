@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from invlab.nn.patch_transformer import PatchTransformer
 from invlab.nn.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 
 __all__ = ["BACKBONES", "build_backbone", "backbone_from_config"]
@@ -15,6 +16,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    "patch_transformer": PatchTransformer,  # time series (TimeDRL)
 }
 
 

@@ -50,6 +50,16 @@ from invlab.transforms.registry import (
     register_transform,
     transform_names,
 )
+from invlab.transforms.timeseries import (
+    Jitter,
+    MagnitudeWarp,
+    Masking,
+    Scaling,
+    SegmentPermutation,
+    TimeWarp,
+    WindowCrop,
+    WindowSlice,
+)
 from invlab.transforms.views import MultiViewSampler, View, Views
 
 __all__ = [
@@ -61,4 +71,5 @@ __all__ = [
     "Pixelate", "PlaceObject", "Posterize", "Sharpen",
     "TRANSFORMS", "build_pipeline", "build_transform", "register_transform", "transform_names",
     "MultiViewSampler", "View", "Views",
+    "Jitter", "MagnitudeWarp", "Masking", "Scaling", "SegmentPermutation", "TimeWarp", "WindowCrop", "WindowSlice",
 ]

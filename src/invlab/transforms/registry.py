@@ -12,18 +12,27 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from invlab.errors import ConfigError
-from invlab.transforms import image
+from invlab.transforms import image, timeseries
 from invlab.transforms.base import Compose, RandomApply, Transform
 
 __all__ = ["TRANSFORMS", "register_transform", "build_transform", "build_pipeline", "transform_names"]
 
 TRANSFORMS: dict[str, Callable[..., Transform]] = {}
+# what each registered name acts on: "image" (N, C, H, W) or "series" (N, C, T)
+TRANSFORM_KINDS: dict[str, str] = {}
 
 
-def register_transform(name: str, factory: Callable[..., Transform], *aliases: str) -> None:
-    """Make ``factory`` buildable from specs under ``name`` (and ``aliases``)."""
+def register_transform(name: str, factory: Callable[..., Transform], *aliases: str, kind: str = "image") -> None:
+    """Make ``factory`` buildable from specs under ``name`` (and ``aliases``). ``kind`` says
+    what it acts on (``"image"`` or ``"series"``). A name already taken is refused, so an
+    alias can never silently replace another transform."""
+    if kind not in ("image", "series"):
+        raise ValueError(f"kind must be 'image' or 'series', got {kind!r}")
     for key in (name, *aliases):
+        if key in TRANSFORMS and TRANSFORMS[key] is not factory:
+            raise ValueError(f"transform name {key!r} is already registered to {TRANSFORMS[key]!r}")
         TRANSFORMS[key] = factory
+        TRANSFORM_KINDS[key] = kind
 
 
 for _cls, _aliases in (
@@ -57,9 +66,23 @@ for _cls, _aliases in (
 # is the whole-image shift, so object placement is registered as "place_object".
 register_transform("place_object", image.PlaceObject, "object_translate")
 
+# time series (batch, channels, time); prefixed where an image transform has the plain name
+for _cls, _aliases in (
+    (timeseries.Jitter, ()),
+    (timeseries.Scaling, ("ts_scale",)),
+    (timeseries.MagnitudeWarp, ()),
+    (timeseries.TimeWarp, ()),
+    (timeseries.WindowSlice, ()),
+    (timeseries.WindowCrop, ()),
+    (timeseries.SegmentPermutation, ("ts_permutation",)),
+    (timeseries.Masking, ("ts_mask",)),
+):
+    register_transform(_cls.name, _cls, *_aliases, kind="series")
 
-def transform_names() -> list[str]:
-    return sorted(TRANSFORMS)
+
+def transform_names(kind: str | None = None) -> list[str]:
+    """Every registered name, or those acting on ``kind`` (``"image"`` or ``"series"``)."""
+    return sorted(k for k in TRANSFORMS if kind is None or TRANSFORM_KINDS[k] == kind)
 
 
 def _suggest(name: str, options) -> str:

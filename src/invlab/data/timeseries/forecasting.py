@@ -1,0 +1,257 @@
+"""Forecasting data: ``date,<series>...`` CSV files, chronological splits, a scaler fitted
+on the training split only, and sliding windows ``(input L, horizon H)``.
+
+Splits (row ranges ``[start, end)`` of the file, after the header):
+
+- ``"ett"`` (the ETT benchmark convention of Informer, Zhou et al. 2021): 12 / 4 / 4
+  months of 30 days, i.e. ``train = [0, 8640)``, ``val = [8640, 11520)``,
+  ``test = [11520, 14400)`` for hourly files and four times as many rows for the
+  15-minute files (detected from the ``date`` column). Rows after month 20 are unused.
+- ``"ratio"``: any ``date,...`` CSV, ``int(0.7 N)`` training rows, ``int(0.2 N)`` test rows
+  at the end and the rest in between for validation (ratios configurable).
+
+Windows: a window starting at row ``i`` has input rows ``[i, i + L)`` and targets
+``[i + L, i + L + H)``. Training windows lie entirely inside the training split.
+Validation and test windows follow the Informer convention: their *targets* lie inside
+the split and their inputs may reach up to ``L`` rows back into the previous split, so the
+first validation target is the first validation row. No target ever crosses a split end.
+Windows without targets (``H = 0``: pretext losses on validation) lie inside their split.
+
+Values are standardised per column with the mean and standard deviation of the training
+rows (``ddof=0``, as scikit-learn's ``StandardScaler``); MSE/MAE are reported on that scale.
+
+Malformed files raise :class:`~invlab.errors.DataError` naming the file, the line and
+the column: a missing ``date`` column, an unparseable date, a non-numeric cell, an empty
+cell or NaN (unless ``missing="ffill"``: forward fill, then backward fill at the start,
+an explicit policy), a constant training column (its scale would be zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from invlab.errors import DataError
+
+__all__ = [
+    "ForecastSeries", "SPLITS", "ett_borders", "ratio_borders", "read_series_csv", "load_forecast_series",
+    "window_starts", "window_count",
+]
+
+SPLITS = ("train", "val", "test")
+_ETT_MONTH_HOURS = 30 * 24
+
+
+@dataclass
+class ForecastSeries:
+    """A standardised multivariate series with its chronological splits.
+
+    ``values``: ``(T, C)`` float32, standardised with the training split's ``mean`` and
+    ``std`` (both ``(C,)``, in the file's units). ``borders[split] = (start, end)`` are the
+    rows whose *targets* belong to ``split``.
+    """
+
+    values: np.ndarray
+    columns: list[str]
+    borders: dict[str, tuple[int, int]]
+    mean: np.ndarray
+    std: np.ndarray
+    path: str = ""
+    split_rule: str = ""
+    dates: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def channels(self) -> int:
+        return int(self.values.shape[1])
+
+    def split_values(self, split: str) -> np.ndarray:
+        start, end = self._border(split)
+        return self.values[start:end]
+
+    def _border(self, split: str) -> tuple[int, int]:
+        if split not in self.borders:
+            raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        return self.borders[split]
+
+
+# -- reading ------------------------------------------------------------------------------
+def read_series_csv(path: str | Path, missing: str = "error") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read a ``date,<series>...`` CSV: ``(dates (T,) datetime64, values (T, C) float64,
+    column names)``. Errors name the file, the 1-based line and the column."""
+    import pandas as pd
+
+    path = Path(path).expanduser()
+    if missing not in ("error", "ffill"):
+        raise ValueError(f"missing must be 'error' or 'ffill', got {missing!r}")
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV file ({str(err).strip().splitlines()[0]})") from None
+    columns = [str(c).strip() for c in frame.columns]
+    frame.columns = columns
+    date_col = next((c for c in columns if c.lower() == "date"), None)
+    if date_col is None:
+        raise DataError(
+            f"{path}: no 'date' column (columns: {', '.join(columns[:10])}); "
+            "invlab reads forecasting CSVs laid out as date,<series 1>,<series 2>,..."
+        )
+    names = [c for c in columns if c != date_col]
+    if not names:
+        raise DataError(f"{path}: has a date column but no series columns")
+    if len(frame) == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+    dates = pd.to_datetime(frame[date_col], errors="coerce")
+    bad = np.flatnonzero(dates.isna().to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        raise DataError(f"{path}, line {row + 2}, column '{date_col}': cannot parse {frame[date_col].iloc[row]!r} as a date")
+    values = np.empty((len(frame), len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        raw = frame[name]
+        blank = raw.str.strip().isin(["", "nan", "NaN", "NA", "null", "None"]).to_numpy()
+        numbers = pd.to_numeric(raw.where(~blank, None), errors="coerce").to_numpy(dtype=np.float64)
+        not_number = np.flatnonzero(np.isnan(numbers) & ~blank)
+        if len(not_number):
+            row = int(not_number[0])
+            raise DataError(f"{path}, line {row + 2}, column '{name}': {raw.iloc[row]!r} is not a number")
+        infinite = np.flatnonzero(np.isinf(numbers))
+        if len(infinite):
+            row = int(infinite[0])
+            raise DataError(f"{path}, line {row + 2}, column '{name}': infinite value {raw.iloc[row]!r}")
+        if blank.any():
+            if missing == "error":
+                row = int(np.flatnonzero(blank)[0])
+                raise DataError(
+                    f"{path}, line {row + 2}, column '{name}': missing value ({int(blank.sum())} in this column); "
+                    "fix the file or set data.missing=ffill to forward-fill gaps"
+                )
+            numbers = _fill_forward(numbers)
+        values[:, j] = numbers
+    order = dates.to_numpy()
+    if len(order) > 1 and not (np.diff(order) > np.timedelta64(0, "ns")).all():
+        row = int(np.flatnonzero(np.diff(order) <= np.timedelta64(0, "ns"))[0]) + 1
+        raise DataError(f"{path}, line {row + 2}: dates must increase strictly (row repeats or goes back in time)")
+    return order, values, names
+
+
+def _fill_forward(x: np.ndarray) -> np.ndarray:
+    """Forward fill NaNs; leading NaNs take the first observed value."""
+    valid = ~np.isnan(x)
+    if not valid.any():
+        raise DataError("a column has no values at all")
+    idx = np.where(valid, np.arange(len(x)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out = x[idx]
+    first = int(np.flatnonzero(valid)[0])
+    out[:first] = x[first]
+    return out
+
+
+# -- splits -------------------------------------------------------------------------------
+def rows_per_hour(dates: np.ndarray, path: str | Path = "") -> int:
+    """1 for hourly data, 4 for 15-minute data (from the first two dates)."""
+    if len(dates) < 2:
+        raise DataError(f"{path}: too few rows to infer the sampling interval")
+    step = (dates[1] - dates[0]) / np.timedelta64(1, "m")
+    if step == 60:
+        return 1
+    if step == 15:
+        return 4
+    raise DataError(
+        f"{path}: the ETT split needs hourly or 15-minute rows, but the first two dates are {step:g} minutes apart; "
+        "use data.split=ratio for a 70/10/20 split"
+    )
+
+
+def ett_borders(num_rows: int, seq_len: int, per_hour: int = 1, path: str | Path = "") -> dict[str, tuple[int, int]]:
+    """Target-row ranges of the 12/4/4-month ETT split (``per_hour`` = 4 for ETTm)."""
+    month = _ETT_MONTH_HOURS * per_hour
+    needed = 20 * month
+    if num_rows < needed:
+        raise DataError(f"{path}: the ETT split needs {needed} rows (20 months of 30 days), the file has {num_rows}")
+    borders = {"train": (0, 12 * month), "val": (12 * month, 16 * month), "test": (16 * month, 20 * month)}
+    _check_room(borders, seq_len, path)
+    return borders
+
+
+def ratio_borders(num_rows: int, seq_len: int, ratios: Sequence[float] = (0.7, 0.1, 0.2), path: str | Path = "") -> dict[str, tuple[int, int]]:
+    """Target-row ranges of a train/val/test split by ``ratios`` (train and test rounded
+    down, validation takes the rest), as in the Autoformer/TimeDRL custom loader."""
+    if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ValueError(f"split ratios must be three positive numbers summing to 1, got {list(ratios)}")
+    n_train, n_test = int(num_rows * ratios[0]), int(num_rows * ratios[2])
+    borders = {"train": (0, n_train), "val": (n_train, num_rows - n_test), "test": (num_rows - n_test, num_rows)}
+    _check_room(borders, seq_len, path)
+    return borders
+
+
+def _check_room(borders: dict[str, tuple[int, int]], seq_len: int, path) -> None:
+    start, end = borders["train"]
+    if end - start <= seq_len:
+        raise DataError(
+            f"{path}: the training split has {end - start} rows, not more than the input length data.seq_len={seq_len}"
+        )
+
+
+def window_starts(borders: dict[str, tuple[int, int]], split: str, seq_len: int, horizon: int) -> tuple[int, int]:
+    """``[first, last)`` start rows of the windows of ``split``.
+
+    Training inputs stay inside the training split; validation and test inputs may start
+    ``seq_len`` rows before their split (their first target is the split's first row).
+    Without targets (``horizon = 0``, pretext losses) every window lies inside its split.
+    """
+    start, end = borders[split]
+    first = start if split == "train" or horizon == 0 else start - seq_len
+    last = end - seq_len - horizon + 1
+    if last <= first:
+        raise DataError(
+            f"the {split} split ({end - start} rows) is too short for windows of input {seq_len} and horizon {horizon}"
+        )
+    return max(first, 0), last
+
+
+def window_count(borders, split: str, seq_len: int, horizon: int) -> int:
+    first, last = window_starts(borders, split, seq_len, horizon)
+    return last - first
+
+
+# -- loading ------------------------------------------------------------------------------
+def load_forecast_series(
+    path: str | Path,
+    seq_len: int,
+    split: str = "ett",
+    features: str = "multivariate",
+    target: str = "OT",
+    ratios: Sequence[float] = (0.7, 0.1, 0.2),
+    missing: str = "error",
+) -> ForecastSeries:
+    """Read, split and standardise a forecasting CSV (see the module docstring).
+
+    ``features="univariate"`` keeps only the ``target`` column.
+    """
+    dates, values, names = read_series_csv(path, missing)
+    if features == "univariate":
+        if target not in names:
+            raise DataError(f"{path}: target column {target!r} not found (series columns: {', '.join(names)})")
+        j = names.index(target)
+        values, names = values[:, j : j + 1], [target]
+    elif features != "multivariate":
+        raise ValueError(f"features must be 'multivariate' or 'univariate', got {features!r}")
+    if split == "ett":
+        borders = ett_borders(len(values), seq_len, rows_per_hour(dates, path), path)
+    elif split == "ratio":
+        borders = ratio_borders(len(values), seq_len, ratios, path)
+    else:
+        raise ValueError(f"split must be 'ett' or 'ratio', got {split!r}")
+    train = values[borders["train"][0] : borders["train"][1]]
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    constant = [names[j] for j in np.flatnonzero(std < 1e-12)]
+    if constant:
+        raise DataError(f"{path}: column(s) {', '.join(constant)} are constant over the training split and cannot be standardised")
+    scaled = ((values - mean) / std).astype(np.float32)
+    return ForecastSeries(scaled, names, borders, mean, std, str(path), split, dates)

@@ -1,0 +1,193 @@
+"""Recipe sections of the time-series modality, their validation, and what they build:
+the data (forecasting series or labelled series) and the encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from invlab.data.timeseries import (
+    ForecastSeries,
+    LabelledSeries,
+    load_classification_pair,
+    load_forecast_series,
+)
+from invlab.errors import ConfigError, DataError
+from invlab.nn.patch_transformer import PatchTransformer
+from invlab.transforms.registry import build_pipeline
+
+__all__ = [
+    "FORECAST_SOURCES", "TimeSeriesData", "TimeSeriesModel", "TimeSeriesAugment", "TimeSeriesMonitor", "TimeDRLParams",
+    "SupervisedTimeSeriesParams", "is_forecasting", "validate", "load_forecast_data", "load_labelled_data",
+    "build_encoder", "choice",
+]
+
+FORECAST_SOURCES = ("ett", "csv")
+
+
+# -- recipe sections ---------------------------------------------------------------------
+@dataclass
+class TimeSeriesData:
+    name: str = "ett"  # ett | csv | ucr
+    root: str | None = None  # the CSV file (ett, csv) or a folder of <dataset>_TRAIN/_TEST files (ucr)
+    dataset: str | None = None  # UCR/UEA name (ucr); aeon's shipped sets load offline
+    train_file: str | None = None  # ucr: explicit files instead of dataset/root
+    test_file: str | None = None
+    features: str = "multivariate"  # multivariate | univariate (forecasting: target column only)
+    target: str = "OT"
+    seq_len: int | None = None  # input length (forecasting); ucr: the series length
+    horizons: list[int] = field(default_factory=lambda: [24, 48, 168, 336, 720])
+    split_ratios: list[float] = field(default_factory=lambda: [0.7, 0.1, 0.2])  # csv
+    window_stride: int = 1  # step between pretraining windows
+    missing: str = "error"  # error | ffill
+    unequal_length: str = "error"  # error | pad | resample (ucr)
+    batch_size: int = 32
+    eval_batch_size: int = 256
+    num_workers: int = 0
+
+
+@dataclass
+class TimeSeriesModel:
+    patch_len: int = 16
+    stride: int = 16
+    d_model: int = 128
+    n_heads: int = 2
+    n_layers: int = 1
+    d_ff: int | None = None  # default 4 * d_model
+    dropout: float = 0.2
+    token_embedding: str = "conv"  # conv | linear
+    kernel_size: int = 3
+    positional: str = "learnable"  # learnable | sincos | none
+    channel_independent: bool | None = None  # default: true for forecasting, false for classification
+    activation: str = "gelu"
+
+
+@dataclass
+class TimeSeriesAugment:
+    # transforms on (batch, channels, time), used when params.randomness=augmentation
+    pipeline: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TimeSeriesMonitor:
+    val_loss: bool = True  # pretext losses on the validation windows each epoch (forecasting)
+    snapshots: bool = True  # export the encoder before training and after each epoch
+
+
+@dataclass
+class TimeDRLParams:
+    contrastive_weight: float = 0.5  # lambda
+    predictive_weight: float = 1.0
+    stop_gradient: bool = True
+    instance: str = "cls"  # cls | last | mean
+    randomness: str = "dropout"  # dropout | augmentation
+    predictive_target: str = "normalized"  # normalized | raw (the authors' code)
+
+
+@dataclass
+class SupervisedTimeSeriesParams:
+    instance: str = "cls"
+    label_smoothing: float = 0.0
+
+
+def choice(key: str, value: Any, options: tuple) -> None:
+    if value not in options:
+        raise ConfigError(f"recipe key '{key}' must be one of {', '.join(map(str, options))}, got {value!r}")
+
+
+def is_forecasting(cfg) -> bool:
+    return cfg.data.name in FORECAST_SOURCES
+
+
+def validate(cfg) -> None:
+    d, m, p = cfg.data, cfg.model, cfg.params
+    choice("data.name", d.name, ("ett", "csv", "ucr"))
+    choice("data.features", d.features, ("multivariate", "univariate"))
+    choice("data.missing", d.missing, ("error", "ffill"))
+    choice("data.unequal_length", d.unequal_length, ("error", "pad", "resample"))
+    for key in ("batch_size", "eval_batch_size", "window_stride"):
+        if getattr(d, key) < 1:
+            raise ConfigError(f"recipe key 'data.{key}' must be >= 1, got {getattr(d, key)}")
+    if d.batch_size < 2:
+        raise ConfigError(f"recipe key 'data.batch_size' must be >= 2 (the predictor's batch norm), got {d.batch_size}")
+    if is_forecasting(cfg):
+        if d.seq_len is None:
+            raise ConfigError("recipe key 'data.seq_len' must be set for forecasting (e.g. 512)")
+        if not d.horizons or min(d.horizons) < 1:
+            raise ConfigError(f"recipe key 'data.horizons' must list positive horizons, got {d.horizons}")
+        if len(d.split_ratios) != 3 or min(d.split_ratios) <= 0 or abs(sum(d.split_ratios) - 1) > 1e-6:
+            raise ConfigError(f"recipe key 'data.split_ratios' must be three positive numbers summing to 1, got {d.split_ratios}")
+        if cfg.method == "supervised_ts":
+            raise ConfigError("method supervised_ts classifies labelled series: set data.name=ucr")
+        if m.channel_independent is False:
+            raise ConfigError("recipe key 'model.channel_independent': forecasting uses channel-independent patches (true)")
+    elif d.dataset is None and (d.train_file is None or d.test_file is None):
+        raise ConfigError("recipe key 'data.dataset' is not set: name a UCR/UEA set (data.dataset=GunPoint) "
+                          "or give data.train_file and data.test_file")
+    if d.seq_len is not None and d.seq_len < m.patch_len:
+        raise ConfigError(f"recipe key 'data.seq_len' ({d.seq_len}) is shorter than 'model.patch_len' ({m.patch_len})")
+    for key in ("patch_len", "stride", "d_model", "n_heads", "n_layers", "kernel_size"):
+        if getattr(m, key) < 1:
+            raise ConfigError(f"recipe key 'model.{key}' must be >= 1, got {getattr(m, key)}")
+    if m.d_model % m.n_heads:
+        raise ConfigError(f"recipe key 'model.d_model' ({m.d_model}) must be divisible by 'model.n_heads' ({m.n_heads})")
+    if m.d_model < 2:
+        raise ConfigError("recipe key 'model.d_model' must be >= 2 (the predictor halves it)")
+    if not 0 <= m.dropout < 1:
+        raise ConfigError(f"recipe key 'model.dropout' must lie in [0, 1), got {m.dropout}")
+    choice("model.token_embedding", m.token_embedding, ("conv", "linear"))
+    choice("model.positional", m.positional, ("learnable", "sincos", "none"))
+    choice("model.activation", m.activation, ("gelu", "relu"))
+    if m.token_embedding == "conv" and m.kernel_size % 2 == 0:
+        raise ConfigError(f"recipe key 'model.kernel_size' must be odd, got {m.kernel_size}")
+    choice("params.instance", p.instance, ("cls", "last", "mean"))
+    if isinstance(p, TimeDRLParams):
+        choice("params.randomness", p.randomness, ("dropout", "augmentation"))
+        choice("params.predictive_target", p.predictive_target, ("normalized", "raw"))
+        if p.contrastive_weight < 0 or p.predictive_weight < 0 or p.contrastive_weight + p.predictive_weight == 0:
+            raise ConfigError("recipe keys 'params.contrastive_weight' and 'params.predictive_weight' must be >= 0, not both 0")
+        if p.randomness == "augmentation" and not cfg.augment.pipeline:
+            raise ConfigError("recipe key 'augment.pipeline' is empty but params.randomness=augmentation needs transforms")
+        if p.contrastive_weight > 0 and p.randomness == "dropout" and m.dropout == 0:
+            raise ConfigError("params.randomness=dropout with model.dropout=0 makes the two passes identical; "
+                              "raise model.dropout or use augmentation")
+    if cfg.augment.pipeline:
+        build_pipeline(cfg.augment.pipeline, "augment.pipeline")
+
+
+# -- data -----------------------------------------------------------------------------------
+def _require_root(cfg) -> str:
+    if cfg.data.root is None:
+        kind = "an ETT CSV such as ETTh1.csv" if cfg.data.name == "ett" else "a date,... CSV file"
+        raise DataError(f"data.root is not set: point it at {kind}")
+    return cfg.data.root
+
+
+def load_forecast_data(cfg) -> ForecastSeries:
+    d = cfg.data
+    return load_forecast_series(
+        _require_root(cfg), d.seq_len, split="ett" if d.name == "ett" else "ratio", features=d.features,
+        target=d.target, ratios=d.split_ratios, missing=d.missing,
+    )
+
+
+def load_labelled_data(cfg) -> tuple[LabelledSeries, LabelledSeries]:
+    d = cfg.data
+    train, test = load_classification_pair(d.dataset, d.root, d.train_file, d.test_file, d.missing, d.unequal_length)
+    if d.seq_len is not None and d.seq_len != train.length:
+        raise ConfigError(f"recipe key 'data.seq_len' ({d.seq_len}) differs from the series length of {train.name} "
+                          f"({train.length}); leave it unset for classification")
+    return train, test
+
+
+def build_encoder(cfg, channels: int, seq_len: int) -> PatchTransformer:
+    m = cfg.model
+    ci = m.channel_independent if m.channel_independent is not None else is_forecasting(cfg)
+    if seq_len < m.patch_len:
+        raise ConfigError(f"the series have {seq_len} steps, fewer than model.patch_len={m.patch_len}")
+    return PatchTransformer(
+        channels, seq_len, m.patch_len, m.stride, m.d_model, m.n_heads, m.n_layers, m.d_ff, m.dropout,
+        m.token_embedding, m.kernel_size, m.positional, ci, m.activation,
+    )
+
+

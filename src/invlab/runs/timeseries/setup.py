@@ -1,0 +1,73 @@
+"""Building a time-series run from a validated recipe: data module, method (TimeDRL or
+the supervised baseline), snapshot callback and the export function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from invlab.data.timeseries import LabelledDataset, TimeSeriesDataModule, WindowDataset
+from invlab.errors import DataError
+from invlab.methods.supervised_timeseries import SupervisedTimeSeries
+from invlab.methods.timedrl import TimeDRL
+from invlab.runs.registry import RunParts
+from invlab.runs.timeseries.export import EncoderSnapshots, export_series_encoder
+from invlab.runs.timeseries.recipe import (
+    build_encoder,
+    is_forecasting,
+    load_forecast_data,
+    load_labelled_data,
+)
+from invlab.transforms.registry import build_pipeline
+
+__all__ = ["setup"]
+
+
+def setup(cfg, world_size: int, progress: bool) -> RunParts:
+    d = cfg.data
+    batch = d.batch_size // world_size
+    if is_forecasting(cfg):
+        series = load_forecast_data(cfg)
+        train = WindowDataset(series, "train", d.seq_len, 0, d.window_stride)
+        val = WindowDataset(series, "val", d.seq_len, 0, d.window_stride) if cfg.monitor.val_loss else None
+        if len(train) < batch:
+            raise DataError(f"{series.path}: {len(train)} training windows, fewer than data.batch_size={d.batch_size}")
+        encoder = build_encoder(cfg, series.channels, d.seq_len)
+        info = {"task": "forecasting", "columns": series.columns, "train_windows": len(train),
+                "borders": {k: list(v) for k, v in series.borders.items()}, "seq_len": d.seq_len}
+        meta = {**info, "scaler_mean": series.mean.tolist(), "scaler_std": series.std.tolist(), "data": series.path}
+        train_set: Any = train
+        num_classes = None
+    else:
+        train_data, test_data = load_labelled_data(cfg)
+        encoder = build_encoder(cfg, train_data.channels, train_data.length)
+        train_set, val = LabelledDataset(train_data), None
+        info = {"task": "classification", "dataset": train_data.name, "train_size": len(train_data),
+                "test_size": len(test_data), "classes": train_data.classes, "seq_len": train_data.length}
+        meta = dict(info)
+        num_classes = train_data.num_classes
+    meta["method"] = cfg.method
+    callbacks = [EncoderSnapshots(meta)] if cfg.monitor.snapshots else []
+    if cfg.method == "timedrl":
+        p = cfg.params
+        augment = build_pipeline(cfg.augment.pipeline, "augment.pipeline") if cfg.augment.pipeline else None
+        method: L.LightningModule = TimeDRL(
+            encoder, contrastive_weight=p.contrastive_weight, predictive_weight=p.predictive_weight,
+            stop_gradient=p.stop_gradient, instance=p.instance, randomness=p.randomness, augment=augment,
+            predictive_target=p.predictive_target, optim=cfg.optim, seed=cfg.seed, callbacks=callbacks,
+        )
+    else:
+        method = SupervisedTimeSeries(encoder, num_classes, instance=cfg.params.instance,
+                                      label_smoothing=cfg.params.label_smoothing, optim=cfg.optim, seed=cfg.seed,
+                                      callbacks=callbacks)
+    datamodule = TimeSeriesDataModule(train_set, val, batch, d.eval_batch_size, d.num_workers, cfg.seed)
+
+    def export(folder: Path) -> None:
+        classifier = getattr(method, "classifier", None)
+        export_series_encoder(method.encoder, folder, classifier, **meta)
+
+    return RunParts(method, datamodule, export, info)
+
+

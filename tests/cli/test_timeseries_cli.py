@@ -1,0 +1,66 @@
+"""The time-series command line end to end on real data with tiny budgets: pretrain
+TimeDRL on ETTh1 and evaluate forecasting; pretrain TimeDRL and the supervised baseline on
+GunPoint and evaluate classification."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from invlab.cli.main import main
+
+TINY_MODEL = ["model.d_model=16", "model.n_heads=2", "trainer.max_epochs=1"]
+
+
+@pytest.mark.slow
+def test_pretrain_and_forecast_on_etth1(etth1_csv, tmp_path, capsys):
+    run = tmp_path / "etth1"
+    rc = main(["pretrain", "--recipe", "timedrl-etth1", f"data.root={etth1_csv}", "data.seq_len=96",
+               "data.window_stride=256", "data.batch_size=16", *TINY_MODEL, "--out", str(run), "--no-progress"])
+    assert rc == 0
+    for name in ("config.yaml", "encoder.safetensors", "encoder.json", "checkpoints/last.ckpt", "summary.json",
+                 "snapshots/epoch000.safetensors", "snapshots/epoch001.safetensors"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["method"] == "timedrl" and summary["task"] == "forecasting"
+    assert "val/predictive" in summary["metrics"]
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--protocol", "forecast", "--horizons", "24", "48", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "selected on validation" in out and "epoch 1" in out
+    result = json.loads((run / "eval_forecast.json").read_text())
+    assert result["selection"] == "validation" and set(result["horizons"]) == {"24", "48"}
+    h24 = result["horizons"]["24"]
+    assert h24["train_windows"] == 8640 - 96 - 24 + 1 and h24["test_windows"] == 2880 - 24 + 1
+    assert 0 < h24["test_mse"] < 2 and "untrained_encoder" in result
+    assert main(["evaluate", str(run), "--protocol", "classify", "--no-progress"]) == 2
+    assert "needs labelled data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pretrain_and_classify_gunpoint_with_supervised_baseline(tmp_path, capsys):
+    pytest.importorskip("aeon")
+    for recipe in ("timedrl-ucr", "supervised-ucr"):
+        run = tmp_path / recipe
+        assert main(["pretrain", "--recipe", recipe, "data.dataset=GunPoint", *TINY_MODEL, "trainer.max_epochs=3",
+                     "--out", str(run), "--no-progress"]) == 0
+        capsys.readouterr()
+        assert main(["evaluate", str(run), "--protocol", "classify", "--no-progress"]) == 0
+        out = capsys.readouterr().out
+        assert "classify GunPoint (50 train / 150 test series, 2 classes)" in out
+        result = json.loads((run / "eval_classify.json").read_text())
+        assert 0.0 <= result["accuracy"] <= 1.0 and result["probe"]["cv_folds"] == 5
+        assert ("trained_head" in result) == (recipe == "supervised-ucr")
+    assert main(["evaluate", str(tmp_path / "timedrl-ucr"), "--protocol", "forecast", "--no-progress"]) == 2
+    assert "needs forecasting data" in capsys.readouterr().err
+
+
+def test_dataset_override_and_errors(tmp_path, capsys):
+    assert main(["pretrain", "--recipe", "timedrl-ucr", "data.dataset=ItalyPowerDemand", "--dry-run"]) == 0
+    assert "dataset: ItalyPowerDemand" in capsys.readouterr().out
+    assert main(["pretrain", "--recipe", "timedrl-ucr", "data.dataset=NotAUCRSet", "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 2
+    assert "is not shipped with aeon" in capsys.readouterr().err
+    assert main(["pretrain", "--recipe", "timedrl-etth1", "--out", str(tmp_path / "e"), "--no-progress"]) == 2
+    assert "data.root is not set" in capsys.readouterr().err

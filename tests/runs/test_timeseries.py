@@ -1,0 +1,122 @@
+"""The time-series modality: recipes validate, bad keys are named, the set-up builds the
+right data, encoders export and reload, snapshots are written per epoch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from invlab.errors import CheckpointError, ConfigError, DataError
+from invlab.nn import PatchTransformer
+from invlab.runs.config import load_recipe
+from invlab.runs.timeseries import (
+    EncoderSnapshots,
+    export_series_encoder,
+    load_series_encoder,
+    setup,
+)
+
+
+def test_time_series_recipes_validate():
+    etth1 = load_recipe("timedrl-etth1")
+    assert etth1.modality.name == "timeseries" and etth1.data.seq_len == 512 and etth1.model.d_model == 128
+    assert etth1.params.contrastive_weight == 0.5 and etth1.model.dropout == 0.2
+    ucr = load_recipe("timedrl-ucr", ["data.dataset=ArrowHead"])
+    assert ucr.data.dataset == "ArrowHead" and ucr.model.channel_independent is False
+    assert load_recipe("supervised-ucr").method == "supervised_ts"
+
+
+@pytest.mark.parametrize(
+    "recipe, overrides, match",
+    [
+        ("timedrl-etth1", ["data.name=parquet"], r"'data.name' must be one of ett, csv, ucr"),
+        ("timedrl-etth1", ["data.seq_len=null"], r"'data.seq_len' must be set for forecasting"),
+        ("timedrl-etth1", ["model.n_heads=3"], r"'model.d_model' \(128\) must be divisible by 'model.n_heads' \(3\)"),
+        ("timedrl-etth1", ["data.seq_len=8"], r"'data.seq_len' \(8\) is shorter than 'model.patch_len' \(16\)"),
+        ("timedrl-etth1", ["params.randomness=augmentation"], r"'augment.pipeline' is empty"),
+        ("timedrl-etth1", ["model.dropout=0.0"], r"makes the two passes identical"),
+        ("timedrl-etth1", ["model.channel_independent=false"], r"forecasting uses channel-independent patches"),
+        ("timedrl-etth1", ["params.instance=first"], r"'params.instance' must be one of cls, last, mean"),
+        ("timedrl-etth1", ["params.lambda=1"], r"unknown recipe key 'params.lambda'"),
+        ("timedrl-etth1", ["data.horizons=[0]"], r"'data.horizons' must list positive horizons"),
+        ("timedrl-etth1", ["augment.pipeline=[{name: time_wrap}]"], r"unknown transform 'time_wrap' \(did you mean 'time_warp'\?\)"),
+        ("timedrl-ucr", ["data.dataset=null"], r"'data.dataset' is not set"),
+        ("timedrl-ucr", ["data.unequal_length=truncate"], r"'data.unequal_length' must be one of error, pad, resample"),
+        ("supervised-ucr", ["data.name=ett", "data.seq_len=96"], r"supervised_ts classifies labelled series"),
+        ("timedrl-ucr", ["data.batch_size=1"], r"'data.batch_size' must be >= 2"),
+    ],
+)
+def test_bad_time_series_recipes_name_the_key(recipe, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_recipe(recipe, overrides)
+
+
+def test_setup_builds_windows_from_the_training_split(etth1_csv):
+    cfg = load_recipe("timedrl-etth1", [f"data.root={etth1_csv}", "data.seq_len=96", "data.window_stride=10"])
+    parts = setup(cfg, world_size=1, progress=False)
+    train = parts.datamodule.train
+    assert len(train) == len(range(0, 8640 - 96 + 1, 10)) and train.starts[-1] + 96 <= 8640
+    assert parts.info["borders"]["train"] == [0, 8640] and parts.datamodule.val is not None
+    batch = next(iter(parts.datamodule.train_dataloader()))
+    assert batch["series"].shape == (32, 7, 96)
+    assert torch.isfinite(parts.method.pretext_losses(batch["series"])["loss"])
+
+
+def test_missing_root_and_classification_setup():
+    cfg = load_recipe("timedrl-etth1")
+    with pytest.raises(DataError, match="data.root is not set: point it at an ETT CSV"):
+        setup(cfg, 1, False)
+    ucr = load_recipe("timedrl-ucr", ["data.dataset=BasicMotions"])
+    parts = setup(ucr, 1, False)
+    assert parts.info["classes"] == ["Badminton", "Running", "Standing", "Walking"]
+    assert parts.method.encoder.in_channels == 6 and not parts.method.encoder.channel_independent
+    with pytest.raises(ConfigError, match=r"'data.seq_len' \(99\) differs from the series length"):
+        setup(load_recipe("timedrl-ucr", ["data.seq_len=99"]), 1, False)
+
+
+def test_export_and_reload(tmp_path):
+    enc = PatchTransformer(3, 40, patch_len=8, stride=8, d_model=16, n_heads=2).eval()
+    head = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(16, 4))
+    export_series_encoder(enc, tmp_path, head, task="classification", classes=["a", "b", "c", "d"])
+    loaded, meta = load_series_encoder(tmp_path)
+    x = torch.randn(2, 3, 40)
+    torch.testing.assert_close(loaded(x), enc(x))
+    assert meta["modality"] == "timeseries" and meta["classifier"] == "classifier.safetensors"
+    assert (tmp_path / "classifier.safetensors").is_file()
+    meta["backbone"]["d_model"] = 32
+    (tmp_path / "encoder.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not match the recorded architecture|cannot rebuild"):
+        load_series_encoder(tmp_path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_series_encoder(tmp_path / "nope")
+    (tmp_path / "encoder.json").write_text(json.dumps({"format": "invlab-encoder", "modality": "image"}))
+    with pytest.raises(CheckpointError, match="not a time-series invlab encoder"):
+        load_series_encoder(tmp_path)
+
+
+class _Trainer:
+    def __init__(self, root, step, epoch):
+        self.default_root_dir, self.global_step, self.current_epoch, self.is_global_zero = str(root), step, epoch, True
+
+
+class _Module:
+    def __init__(self, encoder):
+        self.encoder = encoder
+
+
+def test_snapshots_before_training_and_after_each_epoch(tmp_path):
+    enc = PatchTransformer(2, 24, patch_len=8, stride=8, d_model=8, n_heads=2)
+    cb = EncoderSnapshots({"task": "forecasting"})
+    cb.on_train_start(_Trainer(tmp_path, 0, 0), _Module(enc))
+    with torch.no_grad():
+        enc.cls_token.add_(1.0)
+    cb.on_train_epoch_end(_Trainer(tmp_path, 10, 0), _Module(enc))
+    snaps = tmp_path / "snapshots"
+    assert sorted(p.name for p in snaps.iterdir()) == ["encoder.json", "epoch000.safetensors", "epoch001.safetensors"]
+    first, _ = load_series_encoder(snaps / "epoch000.safetensors")
+    after, _ = load_series_encoder(snaps / "epoch001.safetensors")
+    torch.testing.assert_close(after.cls_token, first.cls_token + 1)
+    cb.on_train_start(_Trainer(tmp_path, 10, 1), _Module(enc))  # a resumed run keeps its epoch000
+    torch.testing.assert_close(load_series_encoder(snaps / "epoch000.safetensors")[0].cls_token, first.cls_token)
