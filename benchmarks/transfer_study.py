@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     configure_cpu_allocator()
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(int(os.environ.get("INVLAB_THREADS", min(2, os.cpu_count() or 1))))
     load_before = os.getloadavg()
     plan = load_study(args.study, args.overrides)
     t0 = time.perf_counter()
@@ -147,6 +147,18 @@ def main() -> None:
         f"{', '.join(f'{v:+.3f}' for v in result['nested']['gap']['values'])} | {PAPER['nested']} |",
         "",
         f"Gap larger than the 10x-data gain in every seed: **{'yes' if result['gap_exceeds_10x_gain_in_every_seed'] else 'no'}**.",
+        "",
+        "**Where this small-scale result differs from the paper.** "
+        f"(a) holds, with a larger margin: the same-vs-disjoint gap ({result['same_vs_disjoint_gap']:.2f}) is "
+        f"{result['same_vs_disjoint_gap'] / 0.135:.1f}x the paper's 0.12-0.15 and "
+        f"{result['same_vs_disjoint_gap'] / max(result['data_10x_gain'], 1e-9):.0f}x the 10x-data gain "
+        f"({result['data_10x_gain']:.3f}); here source and target share one glyph domain, the network is small and "
+        "10x data comes at the same number of optimisation steps, so extra images help little. "
+        f"(b) the nested gap ({result['nested']['gap']['mean']:.2f}) is far smaller than the paper's ~0.7 "
+        "(1 of 8 vs all 8): with k = 3 one transformation is a third of the target's variation, and the three "
+        f"choices differ a lot (hue alone reaches {acc['only-hue']['mean']:.2f}, vflip {acc['only-vflip']['mean']:.2f}, "
+        f"blur {acc['only-blur']['mean']:.2f}, against {acc['disjoint']['mean']:.2f} for the disjoint set), so the "
+        "nested mismatch is real but its size depends on which transformation is kept.",
         "",
         "Mean pretraining time per run (s, contended machine): "
         + ", ".join(f"{k} {v:.0f}" for k, v in result["pretraining_train_seconds"].items()) + ".",
