@@ -1,0 +1,268 @@
+"""The image modality: recipe sections, run set-up, kNN / linear-probe protocols, and the
+image methods' hyperparameters (SimCLR, SimSiam, Barlow Twins)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from invlab.data.arrays import ImageArray
+from invlab.data.loader import ImageDataModule
+from invlab.data.registry import channel_stats, load_image_dataset
+from invlab.errors import ConfigError, DataError
+from invlab.evaluation.features import extract_features
+from invlab.evaluation.knn import knn_accuracy
+from invlab.evaluation.linear_probe import linear_probe
+from invlab.methods import BarlowTwins, SimCLR, SimSiam
+from invlab.methods.base import SSLMethod
+from invlab.nn.encoder import Encoder
+from invlab.nn.heads import HeadSpec
+from invlab.nn.registry import build_backbone
+from invlab.runs.export import export_encoder, load_encoder
+from invlab.runs.registry import MethodSpec, Modality, RunParts, register_method, register_modality
+from invlab.transforms.registry import build_pipeline
+from invlab.transforms.views import MultiViewSampler
+
+__all__ = [
+    "ImageData", "ImageModel", "ImageAugment", "ImageMonitor", "SimCLRParams", "SimSiamParams",
+    "BarlowTwinsParams", "IMAGE_METHOD_CLASSES", "load_data", "normalisation", "build_encoder",
+    "build_pipelines", "build_method", "setup", "knn_protocol", "linear_protocol",
+]
+
+
+# -- recipe sections -------------------------------------------------------------------
+@dataclass
+class ImageData:
+    name: str = "cifar10"  # cifar10 | image_folder | digits
+    root: str | None = None
+    channels: int | None = 3
+    image_size: int | None = None  # resize on decode
+    convert_mode: bool = False  # convert grey/RGBA/16-bit images instead of failing
+    cache: str = "memory"  # memory | mmap | none
+    train_subset: int | None = None
+    test_subset: int | None = None
+    subset_seed: int = 0
+    batch_size: int = 256  # global batch, split across devices
+    eval_batch_size: int = 512
+    num_workers: int = 0
+    mean: list[float] | None = None  # default: measured on the training split
+    std: list[float] | None = None
+
+
+@dataclass
+class ImageModel:
+    backbone: str = "resnet18"
+    stem: str = "cifar"
+    width: int = 64
+    zero_init_residual: bool = False
+    channels_last: bool = True
+    projector: HeadSpec | None = None  # None: the method's default
+    predictor: HeadSpec | None = None
+
+
+_LIGHTLY_CIFAR = [
+    {"name": "crop", "size": 32, "scale": [0.08, 1.0]},
+    {"name": "hflip", "p": 0.5},
+    {"name": "jitter", "brightness": 0.8, "contrast": 0.8, "saturation": 0.8, "hue": 0.2, "p": 0.8},
+    {"name": "grayscale", "p": 0.2},
+]
+
+
+@dataclass
+class ImageAugment:
+    views: int = 2
+    pipeline: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in _LIGHTLY_CIFAR])
+    # optional per-view pipelines (asymmetric views); overrides `pipeline`
+    view_pipelines: list[list[dict[str, Any]]] | None = None
+
+
+@dataclass
+class ImageMonitor:
+    knn: bool = True
+    knn_k: int = 200
+    knn_t: float = 0.1
+    probe: bool = True
+
+
+@dataclass
+class SimCLRParams:
+    temperature: float = 0.5
+    gather: bool | None = None
+
+
+@dataclass
+class SimSiamParams:
+    pass
+
+
+@dataclass
+class BarlowTwinsParams:
+    lambda_offdiag: float = 5e-3
+    gather: bool | None = None
+
+
+IMAGE_METHOD_CLASSES: dict[str, type[SSLMethod]] = {"simclr": SimCLR, "simsiam": SimSiam, "barlow_twins": BarlowTwins}
+
+
+def validate(cfg) -> None:
+    d, m, a, mon = cfg.data, cfg.model, cfg.augment, cfg.monitor
+    if getattr(cfg.params, "temperature", 1.0) <= 0:
+        raise ConfigError("recipe key 'params.temperature' must be positive")
+    if d.cache not in ("memory", "mmap", "none"):
+        raise ConfigError(f"recipe key 'data.cache' must be memory, mmap or none, got {d.cache!r}")
+    if d.channels not in (None, 1, 3):
+        raise ConfigError(f"recipe key 'data.channels' must be 1, 3 or null, got {d.channels}")
+    if d.batch_size < 2:
+        raise ConfigError(f"recipe key 'data.batch_size' must be >= 2 for a self-supervised loss, got {d.batch_size}")
+    if d.eval_batch_size < 1:
+        raise ConfigError(f"recipe key 'data.eval_batch_size' must be >= 1, got {d.eval_batch_size}")
+    for key in ("train_subset", "test_subset"):
+        v = getattr(d, key)
+        if v is not None and v < 1:
+            raise ConfigError(f"recipe key 'data.{key}' must be positive, got {v}")
+    if d.train_subset is not None and d.train_subset < d.batch_size:
+        raise ConfigError(
+            f"recipe key 'data.train_subset' ({d.train_subset}) is smaller than 'data.batch_size' "
+            f"({d.batch_size}): no full batch can be drawn"
+        )
+    if (d.mean is None) != (d.std is None):
+        raise ConfigError("recipe keys 'data.mean' and 'data.std' must be given together")
+    if d.mean is not None and len(d.mean) != len(d.std):
+        raise ConfigError("recipe keys 'data.mean' and 'data.std' need the same number of channels")
+    if mon.knn_k < 1 or mon.knn_t <= 0:
+        raise ConfigError("recipe keys 'monitor.knn_k' must be >= 1 and 'monitor.knn_t' > 0")
+    if m.width < 1:
+        raise ConfigError(f"recipe key 'model.width' must be >= 1, got {m.width}")
+    if m.stem not in ("cifar", "imagenet"):
+        raise ConfigError(f"recipe key 'model.stem' must be cifar or imagenet, got {m.stem!r}")
+    if a.views < 1:
+        raise ConfigError(f"recipe key 'augment.views' must be >= 1, got {a.views}")
+    if a.view_pipelines is not None and len(a.view_pipelines) != a.views:
+        raise ConfigError(f"recipe key 'augment.view_pipelines' has {len(a.view_pipelines)} pipelines for {a.views} views")
+    build_pipelines(cfg)  # transform names and options
+
+
+# -- building -------------------------------------------------------------------------
+def build_pipelines(cfg):
+    a = cfg.augment
+    if a.view_pipelines is not None:
+        return [build_pipeline(p, f"augment.view_pipelines[{i}]") for i, p in enumerate(a.view_pipelines)]
+    pipe = build_pipeline(a.pipeline, "augment.pipeline")
+    return [pipe] * a.views
+
+
+def load_data(cfg, progress: bool = True) -> tuple[ImageArray, ImageArray]:
+    d = cfg.data
+    kw = dict(channels=d.channels, image_size=d.image_size, convert_mode=d.convert_mode, cache=d.cache, progress=progress)
+    train = load_image_dataset(d.name, d.root, "train", **kw).subset(d.train_subset, d.subset_seed)
+    test = load_image_dataset(d.name, d.root, "test", **kw).subset(d.test_subset, d.subset_seed)
+    if len(train) < d.batch_size:
+        raise DataError(f"{d.name}: the training split has {len(train)} images, fewer than data.batch_size={d.batch_size}")
+    if train.channels != test.channels or train.size != test.size:
+        raise DataError(
+            f"{d.name}: train images are {train.channels}x{train.size} but test images {test.channels}x{test.size}; "
+            "set data.image_size to resize both"
+        )
+    return train, test
+
+
+def normalisation(cfg, train: ImageArray) -> tuple[list[float], list[float]]:
+    if cfg.data.mean is not None:
+        if len(cfg.data.mean) != train.channels:
+            raise DataError(f"data.mean has {len(cfg.data.mean)} values but the images have {train.channels} channels")
+        return list(cfg.data.mean), list(cfg.data.std)
+    return channel_stats(train)
+
+
+def build_encoder(cfg, mean: list[float], std: list[float], channels: int) -> Encoder:
+    m = cfg.model
+    backbone = build_backbone(m.backbone, width=m.width, stem=m.stem, in_channels=channels,
+                              zero_init_residual=m.zero_init_residual)
+    return Encoder(backbone, mean, std, channels_last=m.channels_last)
+
+
+def build_method(cfg, mean: list[float], std: list[float], channels: int, num_classes: int | None) -> SSLMethod:
+    encoder = build_encoder(cfg, mean, std, channels)
+    views = MultiViewSampler(build_pipelines(cfg))
+    params = cfg.params
+    kwargs = {k: getattr(params, k) for k in params.__dataclass_fields__}
+    if cfg.model.projector is not None:
+        kwargs["projector"] = cfg.model.projector
+    if cfg.model.predictor is not None:
+        kwargs["predictor"] = cfg.model.predictor
+    return IMAGE_METHOD_CLASSES[cfg.method](
+        encoder, views,
+        num_classes=num_classes if cfg.monitor.probe or cfg.monitor.knn else None,
+        optim=cfg.optim, knn_k=cfg.monitor.knn_k, knn_t=cfg.monitor.knn_t, seed=cfg.seed, **kwargs,
+    )
+
+
+def setup(cfg, world_size: int, progress: bool) -> RunParts:
+    train, test = load_data(cfg, progress=progress)
+    mean, std = normalisation(cfg, train)
+    method = build_method(cfg, mean, std, train.channels, train.num_classes)
+    datamodule = ImageDataModule(
+        train, test if (cfg.monitor.knn or cfg.monitor.probe) else None,
+        batch_size=cfg.data.batch_size // world_size, eval_batch_size=cfg.data.eval_batch_size,
+        num_workers=cfg.data.num_workers, seed=cfg.seed,
+    )
+
+    def export(folder: Path) -> None:
+        export_encoder(method.encoder, folder, modality="image", method=cfg.method, input_size=list(train.size),
+                       channels=train.channels, classes=train.classes)
+
+    return RunParts(method, datamodule, export, {"train_size": len(train), "test_size": len(test)})
+
+
+# -- evaluation protocols -----------------------------------------------------------------
+def _features(model: str | Path, cfg, batch_size: int, progress: bool):
+    encoder, _ = load_encoder(model)
+    train, test = load_data(cfg, progress=progress)
+    if train.channels != encoder.mean.shape[1]:
+        raise ConfigError(f"the encoder expects {encoder.mean.shape[1]} channels but {cfg.data.name} has {train.channels}")
+    t0 = time.perf_counter()
+    train_x, train_y = extract_features(encoder, train, batch_size, show_progress=progress, desc="bank features")
+    test_x, test_y = extract_features(encoder, test, batch_size, show_progress=progress, desc="test features")
+    base = {"data": cfg.data.name, "train_size": len(train), "test_size": len(test), "feature_dim": int(train_x.shape[1])}
+    return (train_x, train_y, test_x, test_y, train.num_classes), base, t0
+
+
+def knn_protocol(model, cfg, k: int = 200, temperature: float = 0.1, batch_size: int = 512, progress: bool = True,
+                 **_: Any) -> dict[str, Any]:
+    (tx, ty, qx, qy, c), result, t0 = _features(model, cfg, batch_size, progress)
+    result.update(k=k, temperature=temperature, top1=knn_accuracy(qx, qy, tx, ty, c, k, temperature))
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+def linear_protocol(model, cfg, epochs: int = 100, lr: float = 1e-3, batch_size: int = 512, progress: bool = True,
+                    **_: Any) -> dict[str, Any]:
+    (tx, ty, qx, qy, c), result, t0 = _features(model, cfg, batch_size, progress)
+    torch.manual_seed(cfg.seed)
+    probe = linear_probe(tx, ty, qx, qy, c, epochs=epochs, lr=lr, seed=cfg.seed)
+    result.update(epochs=epochs, lr=lr, top1=probe.top1, train_top1=probe.train_top1)
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+def encoder_from_state(cfg, state: dict[str, torch.Tensor]) -> Encoder:
+    encoder = build_encoder(cfg, state["mean"].flatten().tolist(), state["std"].flatten().tolist(),
+                            int(state["mean"].numel()))
+    encoder.channels_last = False
+    return encoder
+
+
+register_modality(
+    Modality(
+        name="image", data=ImageData, model=ImageModel, augment=ImageAugment, monitor=ImageMonitor,
+        setup=setup, validate=validate, protocols={"knn": knn_protocol, "linear": linear_protocol},
+        encoder_from_state=encoder_from_state,
+    )
+)
+register_method(MethodSpec("simclr", "image", SimCLRParams, views=2))
+register_method(MethodSpec("simsiam", "image", SimSiamParams, views=2))
+register_method(MethodSpec("barlow_twins", "image", BarlowTwinsParams, views=2))

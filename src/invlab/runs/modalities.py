@@ -1,0 +1,3 @@
+"""Import every modality so that its methods are registered for recipes."""
+
+from invlab.runs import image  # noqa: F401
