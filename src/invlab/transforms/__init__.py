@@ -35,6 +35,7 @@ from invlab.transforms.image import (
     Translate,
     VerticalFlip,
 )
+from invlab.transforms.jigsaw import Jigsaw, permutation_set
 from invlab.transforms.registry import (
     TRANSFORMS,
     build_pipeline,
@@ -53,3 +54,4 @@ __all__ = [
     "TRANSFORMS", "build_pipeline", "build_transform", "register_transform", "transform_names",
     "MultiViewSampler", "View", "Views",
 ]
+__all__ += ["Jigsaw", "permutation_set"]

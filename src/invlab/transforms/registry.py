@@ -14,6 +14,7 @@ from typing import Any
 from invlab.errors import ConfigError
 from invlab.transforms import image
 from invlab.transforms.base import Compose, RandomApply, Transform
+from invlab.transforms.jigsaw import Jigsaw
 
 __all__ = ["TRANSFORMS", "register_transform", "build_transform", "build_pipeline", "transform_names"]
 
@@ -47,6 +48,7 @@ for _cls, _aliases in (
     (image.Invert, ("color_inversion",)),
 ):
     register_transform(_cls.name, _cls, *_aliases)
+register_transform(Jigsaw.name, Jigsaw)
 
 
 def transform_names() -> list[str]:
