@@ -110,22 +110,27 @@ def _toy_images(n: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("transform, key, tolerance", [
-    (Brightness((0.3, 1.0)), "factor", 0.03),  # continuous: regression on the normalised range
-    (Rotate((-180.0, 180.0)), "angle", 12.0),  # angle: circular loss, error in degrees
+    (Brightness((0.3, 1.0)), "factor", 0.01),  # continuous: regression on the normalised range
+    (Rotate((-180.0, 180.0)), "angle", 3.0),  # angle: circular loss, error in degrees
 ])
 def test_a_continuous_target_trains_to_low_error_on_a_toy(transform, key, tolerance):
-    torch.manual_seed(0)
-    loss_fn = EquivarianceLoss(transform.param_specs())
-    head = MLP(64, [64, 64], loss_fn.out_dim, norm="layer")
-    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(500):
-        x, params = transformed_copies(_toy_images(64), transform, 1, g)
-        loss, _ = loss_fn(head(x.flatten(1)), params)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    x, params = transformed_copies(_toy_images(256), transform, 1, torch.Generator().manual_seed(99))
-    with torch.no_grad():
-        _, terms = loss_fn(head(x.flatten(1)), params)
-    assert float(terms[f"{key}/mae"]) < tolerance
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: threads only add overhead
+    try:
+        torch.manual_seed(0)
+        loss_fn = EquivarianceLoss(transform.param_specs())
+        head = MLP(64, [64, 64], loss_fn.out_dim, norm="layer")
+        opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(200):
+            x, params = transformed_copies(_toy_images(64), transform, 1, g)
+            loss, _ = loss_fn(head(x.flatten(1)), params)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        x, params = transformed_copies(_toy_images(256), transform, 1, torch.Generator().manual_seed(99))
+        with torch.no_grad():
+            _, terms = loss_fn(head(x.flatten(1)), params)
+    finally:
+        torch.set_num_threads(threads)
+    assert float(terms[f"{key}/mae"]) < tolerance  # chance: ~0.23 (factor), ~90 degrees (angle)

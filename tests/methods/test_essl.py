@@ -44,8 +44,9 @@ def batch():
             "index": torch.from_numpy(idx)}
 
 
-@pytest.fixture(autouse=True)
-def _no_trainer(monkeypatch):
+@pytest.fixture
+def no_trainer(monkeypatch):
+    """Unit tests call the methods outside a Trainer."""
     from invlab.methods.base import SSLMethod
 
     monkeypatch.setattr(SSLMethod, "global_rank", property(lambda self: 0), raising=False)
@@ -66,7 +67,7 @@ def _step(m, batch, steps: int = 2):
 
 
 @pytest.mark.parametrize("base_cls, e_cls, kw", BASES)
-def test_lambda_zero_is_exactly_the_base_method(base_cls, e_cls, kw, batch):
+def test_lambda_zero_is_exactly_the_base_method(base_cls, e_cls, kw, batch, no_trainer):
     base = _build(base_cls, **kw)
     wrapped = _build(e_cls, equivariance=_spec(0.0), **kw)
     views = wrapped.make_views(batch, 0)
@@ -81,7 +82,7 @@ def test_lambda_zero_is_exactly_the_base_method(base_cls, e_cls, kw, batch):
 
 
 @pytest.mark.parametrize("base_cls, e_cls, kw", BASES)
-def test_base_views_and_loss_are_untouched_when_lambda_is_positive(base_cls, e_cls, kw, batch):
+def test_base_views_and_loss_are_untouched_when_lambda_is_positive(base_cls, e_cls, kw, batch, no_trainer):
     base = _build(base_cls, **kw)
     wrapped = _build(e_cls, equivariance=_spec(0.4), **kw)
     views = wrapped.make_views(batch, 0)
@@ -94,7 +95,7 @@ def test_base_views_and_loss_are_untouched_when_lambda_is_positive(base_cls, e_c
     assert torch.allclose(out.loss, base_out.loss + 0.4 * out.terms["equivariance"])
 
 
-def test_extra_view_is_all_four_rotations_of_a_small_crop(batch):
+def test_extra_view_is_all_four_rotations_of_a_small_crop(batch, no_trainer):
     m = _build(ESimCLR, equivariance=_spec(0.4), **BASES[0][2])
     x, params = m.make_views(batch, 3).extra["equivariance"]
     assert x.shape == (4 * 32, 1, 4, 4)
@@ -109,7 +110,7 @@ def test_extra_view_is_all_four_rotations_of_a_small_crop(batch):
 
 
 @pytest.mark.parametrize("base_cls, e_cls, kw", BASES)
-def test_head_gradients_reach_the_backbone_and_nothing_else_outside_the_head(base_cls, e_cls, kw, batch):
+def test_head_gradients_reach_the_backbone_and_nothing_else_outside_the_head(base_cls, e_cls, kw, batch, no_trainer):
     m = _build(e_cls, equivariance=_spec(0.4), **kw)
     x, params = m.make_views(batch, 0).extra["equivariance"]
     loss, terms = m.equivariance_terms(x, params)
@@ -124,7 +125,7 @@ def test_head_gradients_reach_the_backbone_and_nothing_else_outside_the_head(bas
             assert p.grad is None, f"{name} received gradient from the equivariance head"
 
 
-def test_any_transform_can_be_the_target(batch):
+def test_any_transform_can_be_the_target(batch, no_trainer):
     target = [{"name": "jigsaw", "grid": 2}, {"name": "blur", "sigma": [0.5, 1.5], "p": 0.5}]
     m = _build(ESimCLR, equivariance=_spec(1.0, target=target, copies=2), **BASES[0][2])
     assert m.enumerate_key is None  # two discrete-like parameters: nothing to enumerate automatically
