@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from invlab import distributed
-from invlab.losses import barlow_twins, nt_xent
+from invlab.losses import barlow_twins, info_nce, nt_xent
 
 pytestmark = pytest.mark.ddp
 
@@ -37,6 +37,8 @@ def _data():
 
 
 def _loss(name, z1, z2):
+    if name == "info_nce":
+        return info_nce(z1, z2, 0.5)
     return nt_xent(z1, z2, 0.5) if name == "nt_xent" else barlow_twins(z1, z2, 0.1)
 
 
@@ -60,7 +62,7 @@ def _worker(rank: int, world: int, port: int, name: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("name", ["nt_xent", "barlow_twins"])
+@pytest.mark.parametrize("name", ["nt_xent", "info_nce", "barlow_twins"])
 def test_two_ranks_match_one_process(name, tmp_path):
     model, x1, x2 = _data()
     ref_loss = _loss(name, model(x1), model(x2))
@@ -71,7 +73,7 @@ def test_two_ranks_match_one_process(name, tmp_path):
     mp.spawn(_worker, args=(2, _free_port(), name, str(tmp_path)), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert all(r["world"] == 2 for r in results)
-    if name == "nt_xent":
+    if name in ("nt_xent", "info_nce"):
         # each rank averages over its own anchors: the mean over ranks is the global loss
         got_loss = sum(float(r["loss"]) for r in results) / 2
     else:

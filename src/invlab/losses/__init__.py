@@ -1,11 +1,18 @@
 """Losses as pure functions of tensors (shapes in each docstring) plus thin modules."""
 
 from invlab.losses.barlow_twins import BarlowTwinsLoss, barlow_twins
-from invlab.losses.contrastive import NTXentLoss, nt_xent
+from invlab.losses.contrastive import InfoNCELoss, NTXentLoss, info_nce, nt_xent
+from invlab.losses.equivariance import (
+    EquivarianceLoss,
+    circular_loss,
+    discrete_loss,
+    regression_loss,
+)
 from invlab.losses.simsiam import SimSiamLoss, negative_cosine, simsiam_loss
 from invlab.losses.timedrl import instance_contrastive_loss, timestamp_predictive_loss
 
 __all__ = [
     "BarlowTwinsLoss", "barlow_twins", "NTXentLoss", "nt_xent", "SimSiamLoss",
     "negative_cosine", "simsiam_loss", "instance_contrastive_loss", "timestamp_predictive_loss",
+    "InfoNCELoss", "info_nce", "EquivarianceLoss", "circular_loss", "discrete_loss", "regression_loss",
 ]

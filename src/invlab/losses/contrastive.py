@@ -1,4 +1,5 @@
-"""Contrastive losses: NT-Xent (SimCLR)."""
+"""Contrastive losses: NT-Xent (SimCLR, all 2B-2 negatives) and InfoNCE with cross-view
+negatives only (the E-SSL code's SimCLR loss)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from torch import Tensor, nn
 
 from invlab import distributed
 
-__all__ = ["nt_xent", "NTXentLoss"]
+__all__ = ["nt_xent", "NTXentLoss", "info_nce", "InfoNCELoss"]
 
 
 def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool | None = None) -> Tensor:
@@ -64,3 +65,50 @@ class NTXentLoss(nn.Module):
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
         return nt_xent(z1, z2, self.temperature, self.gather)
+
+
+def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool | None = None) -> Tensor:
+    """Symmetric InfoNCE whose negatives come from the *other* view only.
+
+    For anchor ``z1[i]`` the candidates are ``z2[0..B-1]``: its positive ``z2[i]`` and the
+    ``B - 1`` other samples' second views (no same-view negatives, unlike :func:`nt_xent`);
+    the loss is ``CE(z1 z2^T / t, i) / 2 + CE(z2 z1^T / t, i) / 2`` on cosine
+    similarities, averaged over anchors. This is the SimCLR loss of the E-SSL code
+    (Dangovski et al., "Equivariant Contrastive Learning", ICLR 2022).
+
+    Args:
+        z1, z2: ``(B, D)`` embeddings of the two views (row ``i`` of each is sample ``i``).
+        temperature: ``t > 0``.
+        gather: take the candidates from every rank (``None``: whenever more than one
+            process runs); ``B`` is then the global batch.
+
+    Returns: scalar loss (mean over this rank's ``2b`` anchors).
+    """
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(f"info_nce expects two (B, D) tensors of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    b = z1.shape[0]
+    z1 = F.normalize(z1, dim=1)
+    z2 = F.normalize(z2, dim=1)
+    if distributed.resolve_gather(gather):
+        offset = distributed.rank() * b
+        k1, k2 = distributed.gather(z1), distributed.gather(z2)
+    else:
+        offset, k1, k2 = 0, z1, z2
+    if k1.shape[0] < 2:
+        raise ValueError("info_nce needs at least two samples in the (global) batch")
+    target = torch.arange(b, device=z1.device) + offset
+    return 0.5 * F.cross_entropy(z1 @ k2.T / temperature, target) + 0.5 * F.cross_entropy(z2 @ k1.T / temperature, target)
+
+
+class InfoNCELoss(nn.Module):
+    """Module form of :func:`info_nce`; ``forward(z1, z2) -> scalar``."""
+
+    def __init__(self, temperature: float = 0.5, gather: bool | None = None):
+        super().__init__()
+        self.temperature = temperature
+        self.gather = gather
+
+    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+        return info_nce(z1, z2, self.temperature, self.gather)

@@ -34,8 +34,10 @@ from invlab.evaluation.features import extract_features
 from invlab.evaluation.invariance import invariance_profile
 from invlab.evaluation.knn import knn_accuracy
 from invlab.evaluation.linear_probe import linear_probe
+from invlab.losses.equivariance import prediction_layout
 from invlab.methods import BarlowTwins, SimCLR, SimSiam
 from invlab.methods.base import SSLMethod
+from invlab.methods.essl import EBarlowTwins, EquivarianceSpec, ESimCLR, ESimSiam
 from invlab.methods.supervised import Supervised
 from invlab.nn.encoder import Encoder
 from invlab.nn.heads import HeadSpec
@@ -43,6 +45,7 @@ from invlab.nn.registry import build_backbone
 from invlab.report import markdown_table
 from invlab.runs.export import export_encoder, load_encoder
 from invlab.runs.registry import MethodSpec, Modality, RunParts, register_method, register_modality
+from invlab.transforms.copies import enumerable_key
 from invlab.transforms.registry import build_pipeline
 from invlab.transforms.transforms2d import transform_2d_names
 from invlab.transforms.views import MultiViewSampler
@@ -114,6 +117,7 @@ class ImageMonitor:
 class SimCLRParams:
     temperature: float = 0.5
     gather: bool | None = None
+    loss: str = "nt_xent"  # nt_xent (all 2B-2 negatives) | info_nce (cross-view negatives only, E-SSL's)
 
 
 @dataclass
@@ -141,6 +145,8 @@ def validate(cfg) -> None:
     d, m, a, mon = cfg.data, cfg.model, cfg.augment, cfg.monitor
     if getattr(cfg.params, "temperature", 1.0) <= 0:
         raise ConfigError("recipe key 'params.temperature' must be positive")
+    if getattr(cfg.params, "loss", "nt_xent") not in ("nt_xent", "info_nce"):
+        raise ConfigError(f"recipe key 'params.loss' must be nt_xent or info_nce, got {cfg.params.loss!r}")
     if d.cache not in ("memory", "mmap", "none"):
         raise ConfigError(f"recipe key 'data.cache' must be memory, mmap or none, got {d.cache!r}")
     if d.channels not in (None, 1, 3):
@@ -190,6 +196,7 @@ def validate(cfg) -> None:
     if getattr(cfg.params, "label_smoothing", 0.0) < 0 or getattr(cfg.params, "label_smoothing", 0.0) >= 1:
         raise ConfigError("recipe key 'params.label_smoothing' must lie within [0, 1)")
     build_pipelines(cfg)  # transform names and options
+    _validate_equivariance(cfg)
 
 
 # -- building -------------------------------------------------------------------------
@@ -403,3 +410,44 @@ register_method(MethodSpec("simclr", "image", SimCLRParams, views=2))
 register_method(MethodSpec("simsiam", "image", SimSiamParams, views=2))
 register_method(MethodSpec("barlow_twins", "image", BarlowTwinsParams, views=2))
 register_method(MethodSpec("supervised", "image", SupervisedParams, views=1))
+
+
+# -- E-SSL (issue 6): the base methods plus an equivariance objective ---------------------
+@dataclass
+class ESimCLRParams(SimCLRParams):
+    equivariance: EquivarianceSpec = field(default_factory=lambda: EquivarianceSpec(weight=0.4))
+
+
+@dataclass
+class ESimSiamParams(SimSiamParams):
+    equivariance: EquivarianceSpec = field(default_factory=lambda: EquivarianceSpec(weight=0.4))
+
+
+@dataclass
+class EBarlowTwinsParams(BarlowTwinsParams):
+    equivariance: EquivarianceSpec = field(default_factory=lambda: EquivarianceSpec(weight=8.0))
+
+
+def _validate_equivariance(cfg) -> None:
+    spec = getattr(cfg.params, "equivariance", None)
+    if spec is None:
+        return
+    if spec.weight < 0:
+        raise ConfigError(f"recipe key 'params.equivariance.weight' must be >= 0, got {spec.weight}")
+    if spec.copies < 1:
+        raise ConfigError(f"recipe key 'params.equivariance.copies' must be >= 1, got {spec.copies}")
+    if spec.norm not in ("none", "batch", "layer", "batch_noaffine"):
+        raise ConfigError(f"recipe key 'params.equivariance.norm' must be none, batch, layer or batch_noaffine, got {spec.norm!r}")
+    build_pipeline(spec.view, "params.equivariance.view")
+    target = build_pipeline(spec.target, "params.equivariance.target")
+    try:
+        enumerable_key(target, spec.copies, spec.enumerate)
+        prediction_layout(target.param_specs(), spec.predict)
+    except ValueError as err:
+        raise ConfigError(f"recipe section 'params.equivariance': {err}") from None
+
+
+IMAGE_METHOD_CLASSES.update(e_simclr=ESimCLR, e_simsiam=ESimSiam, e_barlow_twins=EBarlowTwins)
+register_method(MethodSpec("e_simclr", "image", ESimCLRParams, views=2))
+register_method(MethodSpec("e_simsiam", "image", ESimSiamParams, views=2))
+register_method(MethodSpec("e_barlow_twins", "image", EBarlowTwinsParams, views=2))

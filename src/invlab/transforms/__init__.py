@@ -43,6 +43,7 @@ from invlab.transforms.image import (
     Translate,
     VerticalFlip,
 )
+from invlab.transforms.jigsaw import Jigsaw, permutation_set
 from invlab.transforms.registry import (
     TRANSFORMS,
     build_pipeline,
@@ -73,3 +74,4 @@ __all__ = [
     "MultiViewSampler", "View", "Views",
     "Jitter", "MagnitudeWarp", "Masking", "Scaling", "SegmentPermutation", "TimeWarp", "WindowCrop", "WindowSlice",
 ]
+__all__ += ["Jigsaw", "permutation_set"]

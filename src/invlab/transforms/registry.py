@@ -14,6 +14,7 @@ from typing import Any
 from invlab.errors import ConfigError
 from invlab.transforms import image, timeseries
 from invlab.transforms.base import Compose, RandomApply, Transform
+from invlab.transforms.jigsaw import Jigsaw
 
 __all__ = ["TRANSFORMS", "register_transform", "build_transform", "build_pipeline", "transform_names"]
 
@@ -62,6 +63,8 @@ for _cls, _aliases in (
     (image.Erase, ("erasing", "random_erasing")),
 ):
     register_transform(_cls.name, _cls, *_aliases)
+register_transform(Jigsaw.name, Jigsaw)
+
 # PlaceObject's own name is "translate" (the Transforms-2D factor); in recipes "translate"
 # is the whole-image shift, so object placement is registered as "place_object".
 register_transform("place_object", image.PlaceObject, "object_translate")
