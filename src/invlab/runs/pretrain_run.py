@@ -126,6 +126,8 @@ def quiet_lightning() -> None:
     # invlab resumes mid-epoch itself (see resume_position): Lightning's warning does not apply
     warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # a data module returns no validation loaders when no monitor needs them: that is intended
+    warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")
 
 
 def make_trainer(
