@@ -29,6 +29,7 @@ an explicit policy), a constant training column (its scale would be zero).
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test")
+_MISSING_CELLS = ("", "nan", "NaN", "NA", "null", "None")
 _ETT_MONTH_HOURS = 30 * 24
 
 
@@ -126,26 +128,22 @@ def read_series_csv(path: str | Path, missing: str = "error") -> tuple[np.ndarra
                         "write every date in one format, e.g. 2016-07-01 00:00:00")
     values = np.empty((len(frame), len(names)), dtype=np.float64)
     for j, name in enumerate(names):
-        raw = frame[name]
-        blank = raw.str.strip().isin(["", "nan", "NaN", "NA", "null", "None"]).to_numpy()
-        numbers = pd.to_numeric(raw.where(~blank, None), errors="coerce").to_numpy(dtype=np.float64)
-        not_number = np.flatnonzero(np.isnan(numbers) & ~blank)
-        if len(not_number):
-            row = int(not_number[0])
-            raise DataError(f"{path}, line {lines[row]}, column '{name}': {raw.iloc[row]!r} is not a number; fix the cell "
-                            "(an empty cell marks a missing value, see data.missing)")
-        infinite = np.flatnonzero(np.isinf(numbers))
-        if len(infinite):
-            row = int(infinite[0])
-            raise DataError(f"{path}, line {lines[row]}, column '{name}': infinite value {raw.iloc[row]!r}; "
-                            "replace it by a number or an empty cell")
+        raw = frame[name].str.strip()
+        blank = raw.isin(_MISSING_CELLS).to_numpy()
+        numbers, not_number = _parse_numbers(raw.where(~blank, "nan").tolist())
+        infinite = np.isinf(numbers)
+        problems = not_number | infinite | (blank if missing == "error" else False)
+        if problems.any():
+            row = int(np.flatnonzero(problems)[0])  # the first problem cell of the column, whatever its kind
+            where = f"{path}, line {lines[row]}, column '{name}'"
+            if not_number[row]:
+                raise DataError(f"{where}: {raw.iloc[row]!r} is not a number; fix the cell "
+                                "(an empty cell marks a missing value, see data.missing)")
+            if infinite[row]:
+                raise DataError(f"{where}: infinite value {raw.iloc[row]!r}; replace it by a number or an empty cell")
+            raise DataError(f"{where}: missing value ({int(blank.sum())} in this column); "
+                            "fix the file or set data.missing=ffill to forward-fill gaps")
         if blank.any():
-            if missing == "error":
-                row = int(np.flatnonzero(blank)[0])
-                raise DataError(
-                    f"{path}, line {lines[row]}, column '{name}': missing value ({int(blank.sum())} in this column); "
-                    "fix the file or set data.missing=ffill to forward-fill gaps"
-                )
             if blank.all():
                 raise DataError(f"{path}, column '{name}': every value is missing; drop the column")
             numbers = _fill_forward(numbers)
@@ -183,15 +181,33 @@ def _read_records(path: Path) -> tuple[list[str], int, list[list[str]], list[int
     return header, header_line, rows, lines
 
 
+def _parse_numbers(cells: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(float64 values, mask of cells that are not numbers)``; parsing is Python's
+    correctly rounded ``float`` (a value written with ``repr`` reads back exactly)."""
+    try:
+        return np.array(cells, dtype=np.float64), np.zeros(len(cells), dtype=bool)
+    except ValueError:  # find the offending cells one by one (the error path only)
+        values = np.full(len(cells), np.nan)
+        bad = np.zeros(len(cells), dtype=bool)
+        for i, cell in enumerate(cells):
+            try:
+                values[i] = float(cell)
+            except ValueError:
+                bad[i] = True
+        return values, bad
+
+
 def _parse_dates(column):
     """Dates as naive datetime64; time-zone offsets (mixed or not) are converted to UTC so
     that order and spacing are those of the real instants. Unparseable cells become NaT."""
     import pandas as pd
 
-    try:
-        dates = pd.to_datetime(column, errors="coerce")
-    except ValueError:  # mixed time-zone offsets
-        dates = pd.to_datetime(column, errors="coerce", utc=True)
+    with warnings.catch_warnings():  # "could not infer format": unparseable cells are reported as errors
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            dates = pd.to_datetime(column, errors="coerce")
+        except ValueError:  # mixed time-zone offsets
+            dates = pd.to_datetime(column, errors="coerce", utc=True)
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
     return dates
