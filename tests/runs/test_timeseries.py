@@ -156,7 +156,7 @@ def test_impossible_windows_are_refused_before_training(tmp_path, overrides, mat
         setup(cfg, 1, False)
 
 
-def test_forecast_protocol_refuses_a_horizon_longer_than_the_test_split(tmp_path):
+def test_forecast_protocol_refuses_a_horizon_longer_than_a_split(tmp_path):
     from invlab.runs.timeseries import forecast_protocol
 
     cfg = load_recipe("timedrl-etth1", SMALL + [f"data.root={_small_csv(tmp_path / 's.csv')}", "data.seq_len=32",
