@@ -21,9 +21,11 @@ Values are standardised per column with the mean and standard deviation of the t
 rows (``ddof=0``, as scikit-learn's ``StandardScaler``); MSE/MAE are reported on that scale.
 
 Malformed files raise :class:`~invlab.errors.DataError` naming the file, the line and
-the column: a missing ``date`` column, an unparseable date, a non-numeric cell, an empty
-cell or NaN (unless ``missing="ffill"``: forward fill, then backward fill at the start,
-an explicit policy), a constant training column (its scale would be zero).
+the column: a missing ``date`` column, an unparseable date, a row with too few or too many
+fields, a non-numeric cell, an empty cell or NaN (unless ``missing="ffill"``: forward fill,
+then backward fill at the start, an explicit policy), a constant training column (its
+scale would be zero). Dates with time-zone offsets are converted to UTC instants. Numbers
+are parsed with Python's correctly rounded ``float``.
 """
 
 from __future__ import annotations
