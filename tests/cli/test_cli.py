@@ -262,3 +262,19 @@ def test_study_lists_shipped_studies_and_dry_runs(capsys):
     assert "transfer-small" in capsys.readouterr().out
     assert main(["study", "transfer-small", "--dry-run"]) == 0
     assert "pretraining runs" in capsys.readouterr().out
+
+
+def test_time_series_bad_input_is_one_line_before_training(tmp_path, capsys):
+    (tmp_path / "s.csv").write_text("date,a\n" + "".join(f"2020-01-01 {h:02d}:00,{h % 7}\n" for h in range(5))
+                                    + "2020-01-01 05:00,n/a\n")
+    argv = ["pretrain", "--recipe", "timedrl-etth1", "data.name=csv", f"data.root={tmp_path / 's.csv'}", "data.seq_len=32"]
+    assert main(argv + ["--out", str(tmp_path / "r1"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "s.csv, line 7, column 'a': 'n/a' is not a number; fix the cell" in err and "Traceback" not in err
+    rows = "".join(f"2020-01-{1 + h // 24:02d} {h % 24:02d}:00,{(h * 37) % 11}\n" for h in range(400))
+    (tmp_path / "s.csv").write_text("date,a\n" + rows)
+    assert main(argv + ["data.horizons=[24,720]", "monitor.val_loss=false", "--out", str(tmp_path / "r2"),
+                        "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "horizon 720 (data.horizons) is longer than the val split (40 rows)" in err
+    assert not list((tmp_path / "r2").glob("checkpoints/*.ckpt"))  # refused before any training

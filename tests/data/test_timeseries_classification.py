@@ -119,7 +119,7 @@ def test_missing_values_policy(tmp_path):
 
 def test_other_malformed_files(tmp_path):
     (tmp_path / "bad.tsv").write_text("1\t1.0\t2.0\n2\t1.0\tx\n")
-    with pytest.raises(DataError, match=r"bad.tsv, line 2, column 2: 'x' is not a number"):
+    with pytest.raises(DataError, match=r"bad.tsv, line 2, column 3 \(value 2; the label is column 1\): 'x' is not a number"):
         read_labelled_file(tmp_path / "bad.tsv")
     (tmp_path / "bad.arff").write_text("@attribute a numeric\n@attribute c {1,2}\n@data\n1.0,2,3\n")
     with pytest.raises(DataError, match=r"line 4: 3 values, but the header declares 2 attributes"):
@@ -150,3 +150,54 @@ def test_unknown_names_and_paths(tmp_path):
         load_classification_pair(None)
     with pytest.raises(DataError, match="set both data.train_file and data.test_file"):
         load_classification_pair(train_file=tmp_path / "a.ts")
+
+
+def test_unequal_lengths_in_local_files(tmp_path):
+    # UCR .tsv pads shorter series with trailing NaN; a .ts case may simply be shorter
+    (tmp_path / "U_TRAIN.tsv").write_text("1\t1.0\t2.0\t3.0\n2\t4.0\t5.0\tNaN\n")
+    (tmp_path / "U_TEST.ts").write_text(_ts_text([[[1.0, 2.0]], [[3.0, 4.0, 5.0, 6.0]]], ["1", "2"]))
+    with pytest.raises(DataError, match=r"U_TRAIN.tsv: series have unequal lengths \(case 1 has 2 values, case 0 has 3, "
+                                        r"expected 4\); set data.unequal_length=pad or resample"):
+        load_classification_pair(train_file=tmp_path / "U_TRAIN.tsv", test_file=tmp_path / "U_TEST.ts")
+    train, test = load_classification_pair(train_file=tmp_path / "U_TRAIN.tsv", test_file=tmp_path / "U_TEST.ts",
+                                           unequal_length="pad")
+    assert train.x.shape == test.x.shape[:1] + (1, 4) == (2, 1, 4)
+    np.testing.assert_array_equal(train.x[1, 0], [4.0, 5.0, 5.0, 5.0])
+    assert train.lengths.tolist() == [3, 2] and test.lengths.tolist() == [2, 4]
+
+
+@pytest.mark.parametrize(
+    "name, text, match",
+    [
+        ("empty_label.ts", "@classLabel true 1\n@data\n1,2,3:\n", r"line 3: empty class label"),
+        ("bad_value.ts", "@classLabel true 1\n@data\n1,2,3:1\n1,inf,3:1\n",
+         r"line 4, channel 0, position 1: infinite value 'inf'; replace it by a number"),
+        ("channels.ts", "@classLabel true 1\n@data\n1,2:3,4:1\n1,2:1\n", r"line 4: 1 channels, earlier cases have 2; every case"),
+        ("only_class.arff", "@attribute c {1,2}\n@data\n1\n2\n", r"line 3: needs at least one numeric attribute"),
+        ("short_row.arff", "@attribute a numeric\n@attribute b numeric\n@attribute c {1,2}\n@data\n1.0,2.0,1\n1.0,2\n",
+         r"line 6: 2 values, but the header declares 3 attributes; every row needs one value per attribute"),
+        ("no_data.arff", "@attribute a numeric\n@attribute c {1,2}\n", r"no @data rows found"),
+        ("label_only.tsv", "1\t1.0\n2\n", r"line 2: needs a label and at least one value"),
+        ("all_nan.tsv", "1\t1.0\n2\tNaN\tNaN\n", r"line 2: the series has no values"),
+        ("word.txt", "1 1.0 2.0\n2 1.0 two\n", r"line 2, column 3 \(value 2; the label is column 1\): 'two' is not a number; fix the value"),
+        ("empty.tsv", "\n\n", r"no series found"),
+    ],
+)
+def test_malformed_labelled_files_name_file_and_line(tmp_path, name, text, match):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError, match=match) as err:
+        load_classification_split(tmp_path / name)
+    assert str(err.value).startswith(str(tmp_path / name))
+
+
+def test_unknown_set_suggests_the_shipped_name_and_folders_are_named(tmp_path):
+    with pytest.raises(DataError, match=r"'gunpoint' is not shipped with aeon \(did you mean 'GunPoint'\?\)"):
+        load_classification_pair("gunpoint")
+    with pytest.raises(DataError, match=r"is a folder; name the .ts/.arff/.tsv/.txt file itself"):
+        load_classification_pair(train_file=tmp_path, test_file=tmp_path)
+    with pytest.raises(DataError, match=r"data path .*missing does not exist"):
+        load_classification_pair("GunPoint", root=tmp_path / "missing")
+    (tmp_path / "C_TRAIN.ts").write_text(_ts_text([[[1, 2], [3, 4]], [[1, 2], [3, 4]]], ["a", "b"]))
+    (tmp_path / "C_TEST.ts").write_text(_ts_text([[[1, 2]]], ["a"]))
+    with pytest.raises(DataError, match=r"C_TEST.ts: 1 channels, but the training file has 2; both files"):
+        load_classification_pair("C", root=tmp_path)

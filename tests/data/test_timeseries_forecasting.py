@@ -42,7 +42,7 @@ def test_ett_split_is_12_4_4_months(etth1):
 
 
 def test_scaler_uses_training_rows_only(etth1, etth1_csv, tmp_path):
-    raw = pd.read_csv(etth1_csv)
+    raw = pd.read_csv(etth1_csv, float_precision="round_trip")  # exact, as invlab parses
     train = raw.iloc[:8640, 1:].to_numpy()
     np.testing.assert_allclose(etth1.mean, train.mean(0), rtol=1e-12)
     np.testing.assert_allclose(etth1.std, train.std(0), rtol=1e-12)  # ddof=0, as StandardScaler
@@ -128,20 +128,65 @@ def test_too_short_files_are_refused(tmp_path):
 @pytest.mark.parametrize(
     "mutate, match",
     [
-        (lambda f: f.rename(columns={"date": "time"}), r"no 'date' column \(columns: time, a, b\)"),
-        (lambda f: f.assign(a=f["a"].astype(object).where(f.index != 5, "abc")), r"line 7, column 'a': 'abc' is not a number"),
-        (lambda f: f.assign(b=f["b"].where(f.index != 9, np.nan)), r"line 11, column 'b': missing value"),
-        (lambda f: f.assign(date=f["date"].astype(str).where(f.index != 3, "not a date")), r"line 5, column 'date': cannot parse"),
-        (lambda f: f.assign(date=f["date"].where(f.index != 4, f["date"][2])), r"line 6: dates must increase"),
-        (lambda f: f.assign(a=1.0), r"column\(s\) a are constant over the training split"),
-        (lambda f: f.assign(a=f["a"].astype(object).where(f.index != 2, "inf")), r"line 4, column 'a': infinite value"),
+        (lambda f: f.rename(columns={"date": "time"}), r"no 'date' column \(columns: time, a, b\); invlab reads .* date,<series 1>"),
+        (lambda f: f.assign(a=f["a"].astype(object).where(f.index != 5, "abc")),
+         r"line 7, column 'a': 'abc' is not a number; fix the cell"),
+        (lambda f: f.assign(b=f["b"].where(f.index != 9, np.nan)),
+         r"line 11, column 'b': missing value \(1 in this column\); fix the file or set data.missing=ffill"),
+        (lambda f: f.assign(date=f["date"].astype(str).where(f.index != 3, "not a date")),
+         r"line 5, column 'date': cannot parse 'not a date' as a date; write every date in one format"),
+        (lambda f: f.assign(date=f["date"].where(f.index != 4, f["date"][2])),
+         r"line 6: dates must increase strictly .*; sort the file by date"),
+        (lambda f: f.assign(a=1.0), r"column\(s\) a are constant over the training split .*; drop them"),
+        (lambda f: f.assign(a=f["a"].astype(object).where(f.index != 2, "inf")),
+         r"line 4, column 'a': infinite value 'inf'; replace it"),
+        (lambda f: f.assign(a=f["a"].where(f.index % 2 == 0, 1e308).where(f.index % 2 == 1, -1e308)),
+         r"column\(s\) a have values too large to standardise .*; rescale them"),
     ],
 )
 def test_malformed_csv_names_line_and_column(tmp_path, mutate, match):
     frame = _write_csv(tmp_path / "ok.csv", 500)
     mutate(frame).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(DataError, match=match):
+    with pytest.raises(DataError, match=match) as err:
         load_forecast_series(tmp_path / "bad.csv", L, split="ratio")
+    assert str(err.value).startswith(str(tmp_path / "bad.csv"))
+
+
+GOOD = "date,a,b\n2020-01-01 00:00,1,2\n2020-01-01 01:00,2,3\n2020-01-01 02:00,3,5\n"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (GOOD.replace("01:00,2,3", "01:00,2"), r"line 3: 2 fields, but the header has 3; every row needs a value"),
+        (GOOD.replace("01:00,2,3", "01:00,2,3,4"), r"line 3: 4 fields, but the header has 3"),
+        (GOOD.replace("date,a,b", "date,a,a"), r"line 1: column name\(s\) 'a' appear more than once .*own name"),
+        (GOOD.replace("date,a,b", "date,a,"), r"line 1: column 3 of the header has no name; name every column"),
+        # blank lines do not shift the line numbers in messages
+        ("\n" + GOOD.replace("\n2020-01-01 01:00,2,3", "\n\n   \n2020-01-01 01:00,x,3"), r"line 6, column 'a': 'x' is not a number"),
+        # a row of empty cells is missing data, not a blank line to skip
+        (GOOD.replace("2020-01-01 01:00,2,3", ",,"), r"line 3, column 'date': cannot parse ''"),
+        (GOOD.replace("01:00,2,3", "01:00,,3"), r"line 3, column 'a': missing value .*data.missing=ffill"),
+        ("date;a;b\n2020-01-01;1;2\n", r"no 'date' column \(columns: date;a;b\)"),
+        ("", r"the file is empty \(expected a header date,<series 1>"),
+        ("date,a\n", r"has a header but no data rows"),
+        ("date\n2020-01-01\n", r"has a date column but no series columns; add at least one"),
+        # the same instant written with two offsets: converted to UTC, the rows repeat
+        ("date,a\n2020-01-01T00:00+01:00,1\n2020-01-01T01:00+02:00,2\n", r"line 3: dates must increase strictly"),
+    ],
+)
+def test_malformed_csv_text_names_the_line(tmp_path, text, match):
+    (tmp_path / "bad.csv").write_text(text)
+    with pytest.raises(DataError, match=match) as err:
+        read_series_csv(tmp_path / "bad.csv")
+    assert str(err.value).startswith(str(tmp_path / "bad.csv"))
+
+
+def test_time_zone_offsets_are_read_as_instants(tmp_path):
+    (tmp_path / "tz.csv").write_text("date,a\n2020-01-01T00:30+01:00,1\n2020-01-01T00:00+00:00,2\n2020-01-01T02:00+01:00,3\n")
+    dates, values, _ = read_series_csv(tmp_path / "tz.csv")
+    assert dates.astype("datetime64[m]").astype(str).tolist() == ["2019-12-31T23:30", "2020-01-01T00:00", "2020-01-01T01:00"]
+    assert values[:, 0].tolist() == [1.0, 2.0, 3.0]
 
 
 def test_missing_values_forward_filled_on_request(tmp_path):
@@ -158,6 +203,14 @@ def test_missing_values_forward_filled_on_request(tmp_path):
 def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         read_series_csv(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="is a folder; point data.root at the CSV file itself"):
+        read_series_csv(tmp_path)
+    (tmp_path / "latin1.csv").write_bytes("date,temp\xb0C\n2020-01-01,1\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.csv: not a text CSV file \(cannot decode it as UTF-8"):
+        read_series_csv(tmp_path / "latin1.csv")
+    (tmp_path / "empty_column.csv").write_text("date,a,b\n2020-01-01,,1\n2020-01-02,,2\n")
+    with pytest.raises(DataError, match=r"empty_column.csv, column 'a': every value is missing; drop the column"):
+        read_series_csv(tmp_path / "empty_column.csv", missing="ffill")
     (tmp_path / "header.csv").write_text("date,a\n")
     with pytest.raises(DataError, match="no data rows"):
         read_series_csv(tmp_path / "header.csv")

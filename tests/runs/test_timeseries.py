@@ -120,3 +120,61 @@ def test_snapshots_before_training_and_after_each_epoch(tmp_path):
     torch.testing.assert_close(after.cls_token, first.cls_token + 1)
     cb.on_train_start(_Trainer(tmp_path, 10, 1), _Module(enc))  # a resumed run keeps its epoch000
     torch.testing.assert_close(load_series_encoder(snaps / "epoch000.safetensors")[0].cls_token, first.cls_token)
+
+
+def _small_csv(path, rows: int = 400):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=rows, freq="h"),
+                          "a": rng.normal(size=rows), "b": rng.normal(size=rows)})
+    frame.to_csv(path, index=False)
+    return path
+
+
+SMALL = ["data.name=csv", "model.patch_len=8", "model.stride=8", "model.d_model=16"]
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [  # 400 rows, 70/10/20: train 280, val 40, test 80
+        (["data.seq_len=32", "data.horizons=[24,96]", "data.split_ratios=[0.6,0.3,0.1]"],
+         r"s.csv: horizon 96 \(data.horizons\) is longer than the test split \(40 rows\); drop the horizon .*data.split_ratios"),
+        (["data.seq_len=32", "data.horizons=[60]"], r"horizon 60 \(data.horizons\) is longer than the val split \(40 rows\)"),
+        (["data.seq_len=260", "data.horizons=[24]", "monitor.val_loss=false"],
+         r"the train split has 280 rows, fewer than data.seq_len \+ horizon = 260 \+ 24 .*lower data.seq_len"),
+        (["data.seq_len=48", "data.horizons=[24]"],
+         r"the val split has 40 rows, fewer than data.seq_len=48 .*or set monitor.val_loss=false"),
+        (["data.seq_len=280", "data.horizons=[24]"],
+         r"the training split has 280 rows, not more than the input length data.seq_len=280; lower data.seq_len"),
+    ],
+)
+def test_impossible_windows_are_refused_before_training(tmp_path, overrides, match):
+    cfg = load_recipe("timedrl-etth1", SMALL + [f"data.root={_small_csv(tmp_path / 's.csv')}"] + overrides)
+    with pytest.raises((ConfigError, DataError), match=match):
+        setup(cfg, 1, False)
+
+
+def test_forecast_protocol_refuses_a_horizon_longer_than_a_split(tmp_path):
+    from invlab.runs.timeseries import forecast_protocol
+
+    cfg = load_recipe("timedrl-etth1", SMALL + [f"data.root={_small_csv(tmp_path / 's.csv')}", "data.seq_len=32",
+                                                "data.horizons=[24]"])
+    assert setup(cfg, 1, False).info["borders"]["test"] == [320, 400]  # the recipe itself fits
+    # checked before any encoder is loaded or any window encoded (the run folder need not exist)
+    with pytest.raises(ConfigError, match=r"horizon 720 \(--horizons\) is longer than the val split \(40 rows\)"):
+        forecast_protocol(tmp_path / "no-run", cfg, horizons=[24, 720], progress=False)
+
+
+def test_classification_needs_two_series_and_two_classes(tmp_path):
+    (tmp_path / "one_TRAIN.tsv").write_text("1\t1\t2\t3\t4\t5\t6\t7\t8\n")
+    (tmp_path / "one_TEST.tsv").write_text("1\t1\t2\t3\t4\t5\t6\t7\t8\n")
+    small = ["model.patch_len=4", "model.stride=4", "model.d_model=16", f"data.root={tmp_path}"]
+    with pytest.raises(DataError, match=r"one_TRAIN.tsv: the training split has 1 series in 1 class\(es\); "
+                                        r"classification needs at least 2 series and 2 classes"):
+        setup(load_recipe("timedrl-ucr", small + ["data.dataset=one"]), 1, False)
+    (tmp_path / "same_TRAIN.tsv").write_text("1\t1\t2\t3\t4\t5\t6\t7\t8\n1\t2\t2\t3\t4\t5\t6\t7\t8\n")
+    (tmp_path / "same_TEST.tsv").write_text("1\t1\t2\t3\t4\t5\t6\t7\t8\n")
+    with pytest.raises(DataError, match=r"same_TRAIN.tsv: the training split has 2 series in 1 class"):
+        setup(load_recipe("supervised-ucr", small + ["data.dataset=same"]), 1, False)

@@ -19,6 +19,7 @@ or column. Two explicit policies:
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,9 +71,10 @@ def _number(token: str, where: str) -> float:
     try:
         value = float(token)
     except ValueError:
-        raise DataError(f"{where}: {token!r} is not a number") from None
+        raise DataError(f"{where}: {token!r} is not a number; fix the value (write a missing value as ? or NaN, "
+                        "see data.missing)") from None
     if np.isinf(value):
-        raise DataError(f"{where}: infinite value {token!r}")
+        raise DataError(f"{where}: infinite value {token!r}; replace it by a number")
     return value
 
 
@@ -111,6 +113,8 @@ def read_ts_file(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
             if has_labels:
                 if len(parts) < 2:
                     raise DataError(f"{path}, line {lineno}: no class label (expected values:...:label)")
+                if not parts[-1].strip():
+                    raise DataError(f"{path}, line {lineno}: empty class label after the last ':'")
                 labels.append(parts[-1].strip())
                 parts = parts[:-1]
             if header_dims is not None and len(parts) != header_dims:
@@ -118,7 +122,7 @@ def read_ts_file(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
             if dims is None:
                 dims = len(parts)
             if len(parts) != dims:
-                raise DataError(f"{path}, line {lineno}: {len(parts)} channels, earlier cases have {dims}")
+                raise DataError(f"{path}, line {lineno}: {len(parts)} channels, earlier cases have {dims}; every case needs the same channels")
             channels = []
             for c, part in enumerate(parts):
                 tokens = part.split(",")
@@ -163,7 +167,7 @@ def read_ucr_text_file(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
             except ValueError:
                 pass
             values = np.array(
-                [_number(tok, f"{path}, line {lineno}, column {t + 1}") for t, tok in enumerate(tokens[1:])],
+                [_number(tok, f"{path}, line {lineno}, column {t + 2} (value {t + 1}; the label is column 1)") for t, tok in enumerate(tokens[1:])],
                 dtype=np.float64,
             )
             valid = np.flatnonzero(~np.isnan(values))
@@ -201,7 +205,10 @@ def read_arff_file(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
             continue
         tokens = [t.strip().strip("'\"") for t in line.split(",")]
         if len(tokens) != attributes:
-            raise DataError(f"{path}, line {lineno}: {len(tokens)} values, but the header declares {attributes} attributes")
+            raise DataError(f"{path}, line {lineno}: {len(tokens)} values, but the header declares {attributes} attributes; "
+                            "every row needs one value per attribute")
+        if len(tokens) < 2:
+            raise DataError(f"{path}, line {lineno}: needs at least one numeric attribute before the class attribute")
         labels.append(tokens[-1])
         series.append(
             np.array([_number(tok, f"{path}, line {lineno}, attribute {t}") for t, tok in enumerate(tokens[:-1])])[None, :]
@@ -230,6 +237,8 @@ _READERS = {".ts": read_ts_file, ".tsv": read_ucr_text_file, ".txt": read_ucr_te
 def read_labelled_file(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
     """Dispatch on the file suffix (``.ts``, ``.tsv``, ``.txt``, ``.arff``)."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"data file {path} is a folder; name the .ts/.arff/.tsv/.txt file itself")
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
     reader = _READERS.get(path.suffix.lower())
@@ -315,7 +324,11 @@ def _to_labelled(
 ) -> LabelledSeries:
     channels = {s.shape[0] for s in series}
     if len(channels) != 1:
-        raise DataError(f"{where}: cases have different numbers of channels ({sorted(channels)})")
+        raise DataError(f"{where}: cases have different numbers of channels ({sorted(channels)}); "
+                        "every case needs the same channels")
+    empty = [i for i, s in enumerate(series) if s.shape[1] == 0]
+    if empty:
+        raise DataError(f"{where}: case {empty[0]} (0-based) has no values")
     series = _check_missing(series, missing, where)
     lengths = np.array([s.shape[1] for s in series])
     x = equalise_lengths(series, unequal_length, length, where)
@@ -323,7 +336,8 @@ def _to_labelled(
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted({lab for lab in labels if lab not in index})
     if unknown:
-        raise DataError(f"{where}: class label(s) {unknown[:5]} do not occur in the training split")
+        raise DataError(f"{where}: class label(s) {unknown[:5]} do not occur in the training split; "
+                        "every test class must have training series")
     y = np.array([index[lab] for lab in labels], dtype=np.int64)
     return LabelledSeries(x, y, list(classes), name, where, lengths)
 
@@ -388,11 +402,14 @@ def _split_file(root: Path | None, dataset: str, split: str) -> Path:
                 return candidate
     if root is None:
         shipped = aeon_dataset_names()
+        close = [n for n in shipped if n.lower() == dataset.lower()] or difflib.get_close_matches(dataset, shipped, 1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise DataError(
-            f"{dataset!r} is not shipped with aeon (offline sets: {', '.join(shipped)}); download it from "
+            f"{dataset!r} is not shipped with aeon{hint}; offline sets: {', '.join(shipped)}; download it from "
             "timeseriesclassification.com and set data.root to its folder"
         )
-    raise DataError(f"no {dataset}_{tag}.ts/.tsv/.txt/.arff under {root} or {root / dataset}")
+    raise DataError(f"no {dataset}_{tag}.ts/.tsv/.txt/.arff under {root} or {root / dataset}; check data.dataset "
+                    "against the file names, or set data.train_file and data.test_file")
 
 
 def load_classification_split(
@@ -429,7 +446,8 @@ def load_classification_pair(
     train_series, train_labels = read_labelled_file(train_path)
     test_series, test_labels = read_labelled_file(test_path)
     if train_series[0].shape[0] != test_series[0].shape[0]:
-        raise DataError(f"{test_path}: {test_series[0].shape[0]} channels, but the training file has {train_series[0].shape[0]}")
+        raise DataError(f"{test_path}: {test_series[0].shape[0]} channels, but the training file has {train_series[0].shape[0]}; "
+                        "both files must hold the same channels")
     lengths = [s.shape[1] for s in train_series + test_series]
     length = max(lengths) if len(set(lengths)) > 1 else None
     train = _to_labelled(train_series, train_labels, str(train_path), missing, unequal_length, length, None, name)

@@ -21,13 +21,17 @@ Values are standardised per column with the mean and standard deviation of the t
 rows (``ddof=0``, as scikit-learn's ``StandardScaler``); MSE/MAE are reported on that scale.
 
 Malformed files raise :class:`~invlab.errors.DataError` naming the file, the line and
-the column: a missing ``date`` column, an unparseable date, a non-numeric cell, an empty
-cell or NaN (unless ``missing="ffill"``: forward fill, then backward fill at the start,
-an explicit policy), a constant training column (its scale would be zero).
+the column: a missing ``date`` column, an unparseable date, a row with too few or too many
+fields, a non-numeric cell, an empty cell or NaN (unless ``missing="ffill"``: forward fill,
+then backward fill at the start, an explicit policy), a constant training column (its
+scale would be zero). Dates with time-zone offsets are converted to UTC instants. Numbers
+are parsed with Python's correctly rounded ``float``.
 """
 
 from __future__ import annotations
 
+import csv
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +46,7 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test")
+_MISSING_CELLS = ("", "nan", "NaN", "NA", "null", "None")
 _ETT_MONTH_HOURS = 30 * 24
 
 
@@ -86,14 +91,12 @@ def read_series_csv(path: str | Path, missing: str = "error") -> tuple[np.ndarra
     path = Path(path).expanduser()
     if missing not in ("error", "ffill"):
         raise ValueError(f"missing must be 'error' or 'ffill', got {missing!r}")
+    if path.is_dir():
+        raise DataError(f"data file {path} is a folder; point data.root at the CSV file itself")
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV file ({str(err).strip().splitlines()[0]})") from None
-    columns = [str(c).strip() for c in frame.columns]
-    frame.columns = columns
+    header, header_line, rows, lines = _read_records(path)
+    columns = [c.strip() for c in header]
     date_col = next((c for c in columns if c.lower() == "date"), None)
     if date_col is None:
         raise DataError(
@@ -102,41 +105,114 @@ def read_series_csv(path: str | Path, missing: str = "error") -> tuple[np.ndarra
         )
     names = [c for c in columns if c != date_col]
     if not names:
-        raise DataError(f"{path}: has a date column but no series columns")
-    if len(frame) == 0:
+        raise DataError(f"{path}: has a date column but no series columns; add at least one numeric column")
+    unnamed = [i + 1 for i, c in enumerate(columns) if not c]
+    if unnamed:
+        raise DataError(f"{path}, line {header_line}: column {unnamed[0]} of the header has no name; name every column")
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}, line {header_line}: column name(s) {', '.join(map(repr, repeated))} appear more than once "
+                        "in the header; give every column its own name")
+    if not rows:
         raise DataError(f"{path}: has a header but no data rows")
-    dates = pd.to_datetime(frame[date_col], errors="coerce")
+    for row, line in zip(rows, lines):
+        if len(row) != len(columns):
+            raise DataError(
+                f"{path}, line {line}: {len(row)} fields, but the header has {len(columns)}; "
+                "every row needs a value (or an empty cell) for every column"
+            )
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    dates = _parse_dates(frame[date_col])
     bad = np.flatnonzero(dates.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
-        raise DataError(f"{path}, line {row + 2}, column '{date_col}': cannot parse {frame[date_col].iloc[row]!r} as a date")
+        raise DataError(f"{path}, line {lines[row]}, column '{date_col}': cannot parse {frame[date_col].iloc[row]!r} as a date; "
+                        "write every date in one format, e.g. 2016-07-01 00:00:00")
     values = np.empty((len(frame), len(names)), dtype=np.float64)
     for j, name in enumerate(names):
-        raw = frame[name]
-        blank = raw.str.strip().isin(["", "nan", "NaN", "NA", "null", "None"]).to_numpy()
-        numbers = pd.to_numeric(raw.where(~blank, None), errors="coerce").to_numpy(dtype=np.float64)
-        not_number = np.flatnonzero(np.isnan(numbers) & ~blank)
-        if len(not_number):
-            row = int(not_number[0])
-            raise DataError(f"{path}, line {row + 2}, column '{name}': {raw.iloc[row]!r} is not a number")
-        infinite = np.flatnonzero(np.isinf(numbers))
-        if len(infinite):
-            row = int(infinite[0])
-            raise DataError(f"{path}, line {row + 2}, column '{name}': infinite value {raw.iloc[row]!r}")
+        raw = frame[name].str.strip()
+        blank = raw.isin(_MISSING_CELLS).to_numpy()
+        numbers, not_number = _parse_numbers(raw.where(~blank, "nan").tolist())
+        infinite = np.isinf(numbers)
+        problems = not_number | infinite | (blank if missing == "error" else False)
+        if problems.any():
+            row = int(np.flatnonzero(problems)[0])  # the first problem cell of the column, whatever its kind
+            where = f"{path}, line {lines[row]}, column '{name}'"
+            if not_number[row]:
+                raise DataError(f"{where}: {raw.iloc[row]!r} is not a number; fix the cell "
+                                "(an empty cell marks a missing value, see data.missing)")
+            if infinite[row]:
+                raise DataError(f"{where}: infinite value {raw.iloc[row]!r}; replace it by a number or an empty cell")
+            raise DataError(f"{where}: missing value ({int(blank.sum())} in this column); "
+                            "fix the file or set data.missing=ffill to forward-fill gaps")
         if blank.any():
-            if missing == "error":
-                row = int(np.flatnonzero(blank)[0])
-                raise DataError(
-                    f"{path}, line {row + 2}, column '{name}': missing value ({int(blank.sum())} in this column); "
-                    "fix the file or set data.missing=ffill to forward-fill gaps"
-                )
+            if blank.all():
+                raise DataError(f"{path}, column '{name}': every value is missing; drop the column")
             numbers = _fill_forward(numbers)
         values[:, j] = numbers
     order = dates.to_numpy()
     if len(order) > 1 and not (np.diff(order) > np.timedelta64(0, "ns")).all():
         row = int(np.flatnonzero(np.diff(order) <= np.timedelta64(0, "ns"))[0]) + 1
-        raise DataError(f"{path}, line {row + 2}: dates must increase strictly (row repeats or goes back in time)")
+        raise DataError(f"{path}, line {lines[row]}: dates must increase strictly (row repeats or goes back in time); "
+                        "sort the file by date and remove repeated rows")
     return order, values, names
+
+
+def _read_records(path: Path) -> tuple[list[str], int, list[list[str]], list[int]]:
+    """``(header, its line, data rows, 1-based file line of each row)``; blank lines are skipped."""
+    header: list[str] | None = None
+    header_line = 1
+    rows, lines = [], []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, skipinitialspace=True)
+            for record in reader:
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue  # a blank line
+                if header is None:
+                    header, header_line = record, reader.line_num
+                else:
+                    rows.append(record)
+                    lines.append(reader.line_num)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a text CSV file (cannot decode it as UTF-8: {err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise DataError(f"{path}: not a readable CSV file ({err})") from None
+    if header is None:
+        raise DataError(f"{path}: the file is empty (expected a header date,<series 1>,...)")
+    return header, header_line, rows, lines
+
+
+def _parse_numbers(cells: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(float64 values, mask of cells that are not numbers)``; parsing is Python's
+    correctly rounded ``float`` (a value written with ``repr`` reads back exactly)."""
+    try:
+        return np.array(cells, dtype=np.float64), np.zeros(len(cells), dtype=bool)
+    except ValueError:  # find the offending cells one by one (the error path only)
+        values = np.full(len(cells), np.nan)
+        bad = np.zeros(len(cells), dtype=bool)
+        for i, cell in enumerate(cells):
+            try:
+                values[i] = float(cell)
+            except ValueError:
+                bad[i] = True
+        return values, bad
+
+
+def _parse_dates(column):
+    """Dates as naive datetime64; time-zone offsets (mixed or not) are converted to UTC so
+    that order and spacing are those of the real instants. Unparseable cells become NaT."""
+    import pandas as pd
+
+    with warnings.catch_warnings():  # "could not infer format": unparseable cells are reported as errors
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            dates = pd.to_datetime(column, errors="coerce")
+        except ValueError:  # mixed time-zone offsets
+            dates = pd.to_datetime(column, errors="coerce", utc=True)
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    return dates
 
 
 def _fill_forward(x: np.ndarray) -> np.ndarray:
@@ -164,7 +240,7 @@ def rows_per_hour(dates: np.ndarray, path: str | Path = "") -> int:
         return 4
     raise DataError(
         f"{path}: the ETT split needs hourly or 15-minute rows, but the first two dates are {step:g} minutes apart; "
-        "use data.split=ratio for a 70/10/20 split"
+        "use data.name=csv for a 70/10/20 split"
     )
 
 
@@ -173,7 +249,7 @@ def ett_borders(num_rows: int, seq_len: int, per_hour: int = 1, path: str | Path
     month = _ETT_MONTH_HOURS * per_hour
     needed = 20 * month
     if num_rows < needed:
-        raise DataError(f"{path}: the ETT split needs {needed} rows (20 months of 30 days), the file has {num_rows}")
+        raise DataError(f"{path}: the ETT split needs {needed} rows (20 months of 30 days), the file has {num_rows}; use data.name=csv for a 70/10/20 split")
     borders = {"train": (0, 12 * month), "val": (12 * month, 16 * month), "test": (16 * month, 20 * month)}
     _check_room(borders, seq_len, path)
     return borders
@@ -194,7 +270,8 @@ def _check_room(borders: dict[str, tuple[int, int]], seq_len: int, path) -> None
     start, end = borders["train"]
     if end - start <= seq_len:
         raise DataError(
-            f"{path}: the training split has {end - start} rows, not more than the input length data.seq_len={seq_len}"
+            f"{path}: the training split has {end - start} rows, not more than the input length data.seq_len={seq_len}; "
+            "lower data.seq_len or use a longer file"
         )
 
 
@@ -210,7 +287,8 @@ def window_starts(borders: dict[str, tuple[int, int]], split: str, seq_len: int,
     last = end - seq_len - horizon + 1
     if last <= first:
         raise DataError(
-            f"the {split} split ({end - start} rows) is too short for windows of input {seq_len} and horizon {horizon}"
+            f"the {split} split ({end - start} rows) is too short for windows of input {seq_len} and horizon {horizon}; "
+            "lower data.seq_len or the horizon"
         )
     return max(first, 0), last
 
@@ -237,7 +315,7 @@ def load_forecast_series(
     dates, values, names = read_series_csv(path, missing)
     if features == "univariate":
         if target not in names:
-            raise DataError(f"{path}: target column {target!r} not found (series columns: {', '.join(names)})")
+            raise DataError(f"{path}: target column {target!r} not found (series columns: {', '.join(names)}); set data.target to one of them")
         j = names.index(target)
         values, names = values[:, j : j + 1], [target]
     elif features != "multivariate":
@@ -249,9 +327,20 @@ def load_forecast_series(
     else:
         raise ValueError(f"split must be 'ett' or 'ratio', got {split!r}")
     train = values[borders["train"][0] : borders["train"][1]]
-    mean, std = train.mean(axis=0), train.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = train.mean(axis=0), train.std(axis=0)
+        scaled = ((values - mean) / std).astype(np.float32)
+    overflow = [names[j] for j in range(len(names)) if not (np.isfinite(mean[j]) and np.isfinite(std[j]))]
+    if overflow:
+        raise DataError(
+            f"{path}: column(s) {', '.join(overflow)} have values too large to standardise in float64 "
+            f"(largest magnitude {np.abs(values).max():.3g}); rescale them in the file"
+        )
     constant = [names[j] for j in np.flatnonzero(std < 1e-12)]
     if constant:
-        raise DataError(f"{path}: column(s) {', '.join(constant)} are constant over the training split and cannot be standardised")
-    scaled = ((values - mean) / std).astype(np.float32)
+        raise DataError(f"{path}: column(s) {', '.join(constant)} are constant over the training split and cannot be standardised; "
+                        "drop them, or use data.features=univariate with another data.target")
+    if not np.isfinite(scaled).all():
+        j = int(np.flatnonzero(~np.isfinite(scaled).all(axis=0))[0])
+        raise DataError(f"{path}: column '{names[j]}' does not fit float32 after standardising; rescale it in the file")
     return ForecastSeries(scaled, names, borders, mean, std, str(path), split, dates)

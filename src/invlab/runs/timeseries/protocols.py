@@ -30,6 +30,7 @@ from invlab.evaluation.forecasting import (
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.runs.timeseries.export import load_series_encoder
 from invlab.runs.timeseries.recipe import (
+    check_forecast_windows,
     choice,
     is_forecasting,
     load_forecast_data,
@@ -135,11 +136,15 @@ def forecast_protocol(model, cfg, horizons: list[int] | None = None, head: str =
     if not is_forecasting(cfg):
         raise ConfigError(f"the forecast protocol needs forecasting data (data.name=ett or csv), this run has {cfg.data.name!r}")
     choice("head", head, ("ridge", "sgd"))
+    horizons_key = "--horizons" if horizons else "data.horizons"
     horizons = [int(h) for h in (horizons or cfg.data.horizons)]
+    if not horizons or min(horizons) < 1:
+        raise ConfigError(f"{horizons_key} must list positive horizons, got {horizons}")
     lr = 2.1e-4 if lr is None or head == "ridge" else lr
     t0, c0 = time.perf_counter(), time.process_time()
     series = load_forecast_data(cfg)
     candidates, init = _candidates(model, snapshots)
+    check_forecast_windows(series, cfg.data.seq_len, horizons, horizons_key=horizons_key)
     results: dict[str, dict[int, dict]] = {}
     reference = None
     todo = candidates + ([init] if init is not None and include_init else [])

@@ -19,7 +19,7 @@ from invlab.transforms.registry import build_pipeline
 __all__ = [
     "FORECAST_SOURCES", "TimeSeriesData", "TimeSeriesModel", "TimeSeriesAugment", "TimeSeriesMonitor", "TimeDRLParams",
     "SupervisedTimeSeriesParams", "is_forecasting", "validate", "load_forecast_data", "load_labelled_data",
-    "build_encoder", "choice",
+    "build_encoder", "choice", "check_forecast_windows",
 ]
 
 FORECAST_SOURCES = ("ett", "csv")
@@ -171,9 +171,41 @@ def load_forecast_data(cfg) -> ForecastSeries:
     )
 
 
+def check_forecast_windows(series: ForecastSeries, seq_len: int, horizons: list[int], val_windows: bool = False,
+                           horizons_key: str = "data.horizons") -> None:
+    """Refuse an input length / horizon that leaves a split without a single window,
+    before any training or encoding: ``ConfigError`` naming the keys, the split and its rows.
+
+    Training windows need ``seq_len + H`` rows; validation and test windows borrow their
+    inputs from the previous split, so they need ``H`` rows (``seq_len`` without targets)."""
+    rows = {split: end - start for split, (start, end) in series.borders.items()}
+    if val_windows and rows["val"] < seq_len:
+        raise ConfigError(
+            f"{series.path}: the val split has {rows['val']} rows, fewer than data.seq_len={seq_len} needed for one "
+            "pretext-loss window; lower data.seq_len, use a longer file, or set monitor.val_loss=false"
+        )
+    for h in horizons:
+        for split in ("val", "test"):
+            if rows[split] < h:
+                raise ConfigError(
+                    f"{series.path}: horizon {h} ({horizons_key}) is longer than the {split} split ({rows[split]} rows); "
+                    f"drop the horizon or use a longer file{' or larger data.split_ratios' if series.split_rule == 'ratio' else ''}"
+                )
+        if rows["train"] < seq_len + h:
+            raise ConfigError(
+                f"{series.path}: the train split has {rows['train']} rows, fewer than data.seq_len + horizon = "
+                f"{seq_len} + {h} (horizon from {horizons_key}); lower data.seq_len or drop the horizon"
+            )
+
+
 def load_labelled_data(cfg) -> tuple[LabelledSeries, LabelledSeries]:
     d = cfg.data
     train, test = load_classification_pair(d.dataset, d.root, d.train_file, d.test_file, d.missing, d.unequal_length)
+    if len(train) < 2 or train.num_classes < 2:
+        raise DataError(
+            f"{train.source}: the training split has {len(train)} series in {train.num_classes} class(es); "
+            "classification needs at least 2 series and 2 classes"
+        )
     if d.seq_len is not None and d.seq_len != train.length:
         raise ConfigError(f"recipe key 'data.seq_len' ({d.seq_len}) differs from the series length of {train.name} "
                           f"({train.length}); leave it unset for classification")

@@ -16,6 +16,7 @@ from invlab.runs.registry import RunParts
 from invlab.runs.timeseries.export import EncoderSnapshots, export_series_encoder
 from invlab.runs.timeseries.recipe import (
     build_encoder,
+    check_forecast_windows,
     is_forecasting,
     load_forecast_data,
     load_labelled_data,
@@ -30,6 +31,7 @@ def setup(cfg, world_size: int, progress: bool) -> RunParts:
     batch = d.batch_size // world_size
     if is_forecasting(cfg):
         series = load_forecast_data(cfg)
+        check_forecast_windows(series, d.seq_len, d.horizons, val_windows=cfg.monitor.val_loss)
         train = WindowDataset(series, "train", d.seq_len, 0, d.window_stride)
         val = WindowDataset(series, "val", d.seq_len, 0, d.window_stride) if cfg.monitor.val_loss else None
         if len(train) < batch:
