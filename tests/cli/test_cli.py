@@ -271,10 +271,13 @@ def test_time_series_bad_input_is_one_line_before_training(tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path / "r1"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "s.csv, line 7, column 'a': 'n/a' is not a number; fix the cell" in err and "Traceback" not in err
+    assert not (tmp_path / "r1").exists()  # nothing left behind: the same command works once the file is fixed
+    assert main(argv + ["--out", str(tmp_path / "r1"), "--no-progress"]) == 2
+    assert "already exists" not in capsys.readouterr().err
     rows = "".join(f"2020-01-{1 + h // 24:02d} {h % 24:02d}:00,{(h * 37) % 11}\n" for h in range(400))
     (tmp_path / "s.csv").write_text("date,a\n" + rows)
     assert main(argv + ["data.horizons=[24,720]", "monitor.val_loss=false", "--out", str(tmp_path / "r2"),
                         "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "horizon 720 (data.horizons) is longer than the val split (40 rows)" in err
-    assert not list((tmp_path / "r2").glob("checkpoints/*.ckpt"))  # refused before any training
+    assert not (tmp_path / "r2").exists()  # refused before any training

@@ -231,6 +231,8 @@ def pretrain(
             raise RunError(f"{run.path}: no checkpoints/last.ckpt to resume from")
     else:
         run.create(cfg, command)
+    fresh = primary and not resume
+    training = False
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         callbacks = list(callbacks or [])
@@ -254,6 +256,7 @@ def pretrain(
         if position is not None and hasattr(parts.datamodule, "resume_at"):
             parts.datamodule.resume_at(position[0], position[1], world)
         t0 = time.perf_counter()
+        training = True
         try:
             trainer.fit(parts.method, datamodule=parts.datamodule,
                         ckpt_path=str(run.last_checkpoint) if resume else None)
@@ -283,5 +286,12 @@ def pretrain(
             }
             run.write_summary(summary)
         return summary
+    except BaseException:
+        if fresh and not training:
+            # refused before any training (bad data, impossible trainer set-up): leave no folder
+            # behind, so the same command works once the input is fixed
+            run.unlock()
+            run.discard()
+        raise
     finally:
         run.unlock()

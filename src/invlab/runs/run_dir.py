@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -135,6 +136,13 @@ class RunDir:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {platform.node()}".encode())
         self._lock_fd = fd
+
+    def discard(self) -> None:
+        """Remove a run folder that :meth:`create` made and nothing has trained into yet.
+        ``create`` only accepts an absent or empty folder, so everything in it is ours."""
+        if self.last_checkpoint.is_file():
+            raise RunError(f"{self.path}: refusing to discard a run folder that holds a checkpoint")
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
