@@ -262,3 +262,13 @@ def test_study_lists_shipped_studies_and_dry_runs(capsys):
     assert "transfer-small" in capsys.readouterr().out
     assert main(["study", "transfer-small", "--dry-run"]) == 0
     assert "pretraining runs" in capsys.readouterr().out
+
+
+def test_essl_study_dry_runs_with_any_base_method(capsys):
+    assert main(["study", "essl-controlled", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "15 pretraining runs, 57 evaluations" in out
+    assert "rot90-equivariance seed 0: e_simclr, 10 epochs" in out
+    assert main(["study", "essl-controlled", "pretrain=e-barlow-controlled", "seeds=[0, 1]", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "30 pretraining runs" in out and "jigsaw-invariance seed 1: e_barlow_twins" in out
