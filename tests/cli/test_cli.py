@@ -281,3 +281,13 @@ def test_time_series_bad_input_is_one_line_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "horizon 720 (data.horizons) is longer than the val split (40 rows)" in err
     assert not (tmp_path / "r2").exists()  # refused before any training
+
+
+def test_essl_study_dry_runs_with_any_base_method(capsys):
+    assert main(["study", "essl-controlled", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "15 pretraining runs, 57 evaluations" in out
+    assert "rot90-equivariance seed 0: e_simclr, 10 epochs" in out
+    assert main(["study", "essl-controlled", "pretrain=e-barlow-controlled", "seeds=[0, 1]", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "30 pretraining runs" in out and "jigsaw-invariance seed 1: e_barlow_twins" in out

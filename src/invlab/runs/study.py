@@ -27,6 +27,9 @@ heatmap ``study.png`` of the source x target matrix (mean ± std over seeds), pl
         options: {epochs: 100, lr: 0.001}
     contrasts:
       same_vs_disjoint_gap: {plus: same/target, minus: disjoint/target}
+
+An override key ending in ``+`` appends its list to the list already there, so a source can
+say "the base augmentation plus h-flip": ``{augment.pipeline+: [{name: hflip, p: 0.5}]}``.
 """
 
 from __future__ import annotations
@@ -130,6 +133,33 @@ def _nest(overrides: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def _get_path(data: Any, dotted: str) -> Any:
+    """The value at ``dotted`` in nested mappings/lists, or None where it is missing."""
+    node = data
+    for part in dotted.split("."):
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _apply_override(data: dict[str, Any], key: str, value: Any) -> None:
+    """``set_path``; a key ending in ``+`` appends the list ``value`` to the list already
+    there (``augment.pipeline+: [{name: hflip}]``: the base pipeline plus h-flip)."""
+    if not key.endswith("+"):
+        set_path(data, key, value)
+        return
+    key = key[:-1]
+    current = _get_path(data, key)
+    if not isinstance(current, list) or not isinstance(value, list):
+        raise ConfigError(f"override key '{key}+' appends a list to the list at '{key}', but that holds "
+                          f"{current!r} and the value is {value!r}")
+    set_path(data, key, current + value)
+
+
 @dataclass
 class StudyPlan:
     """A validated study: the pretraining config of every (source, seed)."""
@@ -175,7 +205,7 @@ def load_study(name_or_path: str, overrides: list[str] | None = None) -> StudyPl
             d = copy.deepcopy(base)
             try:
                 for key, value in [*_nest(recipe.overrides), *_nest(source_overrides or {})]:
-                    set_path(d, key, copy.deepcopy(value))
+                    _apply_override(d, key, copy.deepcopy(value))
                 for key in recipe.seed_keys:
                     set_path(d, key, seed)
                 configs[(source, seed)] = config_from_dict(d)
