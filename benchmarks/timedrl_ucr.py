@@ -7,7 +7,11 @@ stratified cross-validation on the training split); train ``supervised-ucr`` (th
 encoder + a linear classifier on [CLS], cross-entropy, the same epochs, no selection) and
 report its own classifier. Test accuracy is computed once per run; nothing is selected on it.
 
-    python benchmarks/timedrl_ucr.py [--seeds 0 1 2] [--datasets GunPoint ...] [--epochs 100]
+    python benchmarks/timedrl_ucr.py [--seeds 0 1 2] [--datasets GunPoint ...] [--epochs 100] [--work DIR]
+
+With ``--work DIR`` every finished run is kept as ``DIR/<recipe>-<set>-<seed>.json`` and
+skipped when the command is run again (resume after an interruption, or split the sets
+over several processes and assemble the report with a final run over all of them).
 
 Writes benchmarks/results/timedrl_ucr.json and .md.
 """
@@ -49,6 +53,10 @@ def run_one(recipe: str, dataset: str, seed: int, epochs: int, work: Path) -> di
     cfg = load_recipe(recipe, [f"data.dataset={dataset}", f"seed={seed}", f"trainer.max_epochs={epochs}",
                                "monitor.snapshots=false"])
     out = work / f"{recipe}-{dataset}-{seed}"
+    done = out.with_suffix(".json")
+    if done.is_file():  # finished in an earlier (interrupted or parallel) invocation with the same --work
+        return json.loads(done.read_text())
+    shutil.rmtree(out, ignore_errors=True)  # a run that died part-way starts again
     c0, t0 = time.process_time(), time.perf_counter()
     summary = pretrain(cfg, out, progress=False)
     result = evaluate(out, "classify", progress=False)
@@ -59,6 +67,7 @@ def run_one(recipe: str, dataset: str, seed: int, epochs: int, work: Path) -> di
     else:
         row["probe_on_cls_accuracy"] = result["probe"]["accuracy"]  # for reference: a probe on its [CLS]
     shutil.rmtree(out, ignore_errors=True)
+    done.write_text(json.dumps(row))
     return row
 
 
