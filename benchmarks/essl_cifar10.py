@@ -302,7 +302,7 @@ def report(results: list[dict[str, Any]], overhead: dict[str, Any] | None, out: 
     short = [r for r in results if r["epochs"] == 15]
     arm = lambda m, lr: sorted((r for r in short if r["method"] == m and r["lr"] == lr), key=lambda r: r["seed"])  # noqa: E731
     s03, s06, e06 = arm("simclr", 0.03), arm("simclr", 0.06), arm("e_simclr", 0.06)
-    vals = lambda rows, key: [r[key] for r in rows]  # noqa: E731
+    vals = lambda rows, key: [r[key] for r in rows if r.get(key) is not None]  # noqa: E731
     best_base = max((s03, s06), key=lambda rows: statistics.fmean(vals(rows, "knn_top1")) if rows else -1)
     paired = [e["knn_top1"] - b["knn_top1"] for e in e06 for b in best_base if e["seed"] == b["seed"]]
     epoch_mean = lambda rows: statistics.fmean(t for r in rows for t in r["epoch_seconds"]) if rows else None  # noqa: E731

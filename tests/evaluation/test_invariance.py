@@ -112,3 +112,23 @@ def test_unknown_layer_or_transform_is_a_clear_error():
         invariance_score(enc, data, "hue", layers=["layer9"])
     with pytest.raises(ConfigError, match="unknown transform 'hu'"):
         invariance_score(enc, data, "hu")
+
+
+def test_paired_views_of_a_class_sorted_real_set_sample_every_class():
+    """A real data set stored class by class: measuring on n < len items must not see only
+    the first classes, and each pair index keeps its own image."""
+    from invlab.data import ImageArray
+    from invlab.data.controlled import TransformedImages
+    from invlab.evaluation.paired_views import PairedViews
+
+    labels = np.repeat(np.arange(10), 50)  # sorted by class, as CIFAR-10's folders are
+    x = np.random.default_rng(0).integers(0, 256, (500, 3, 8, 8), dtype=np.uint8)
+    data = TransformedImages(ImageArray(x, labels, [str(c) for c in range(10)], "sorted"), [], 0, "test")
+    pairs = PairedViews(data, "rot90", num_samples=100, seed=0)
+    assert pairs.n == 100 and len(np.unique(pairs.labels)) == 10
+    identity = pairs.render(torch.arange(100), "identity")
+    originals = torch.as_tensor(x).float() / 255
+    matches = [int(((originals - img).abs().amax((1, 2, 3)) < 1e-6).nonzero()[0]) for img in identity]
+    assert len(set(matches)) == 100 and all(labels[m] == pairs.labels[j] for j, m in enumerate(matches))
+    again = PairedViews(data, "rot90", num_samples=100, seed=0)
+    torch.testing.assert_close(again.render(torch.arange(5), 0), pairs.render(torch.arange(5), 0))

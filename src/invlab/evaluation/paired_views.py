@@ -61,10 +61,14 @@ class PairedViews:
             self.n = len(data)
         elif isinstance(data, (ControlledImages, TransformedImages)):
             n = len(data) if num_samples is None else min(num_samples, len(data))
+            rows = np.arange(n)
+            if isinstance(data, TransformedImages) and n < len(data):
+                # a real data set is often stored class by class: its first n items would be a few classes
+                rows = np.sort(np.random.default_rng(seed).choice(len(data), n, replace=False))
             sets = []
             for i in range(2):
                 v = data.variant(transforms=[transform], transform_seed=_seed(seed, i + 1))
-                sets.append(_Truncated(v, n))
+                sets.append(_Rows(v, rows))
             self._sets = sets
             self.n = n
         else:
@@ -83,17 +87,20 @@ class PairedViews:
         return self._sets[int(view)].render(index)
 
 
-class _Truncated:
-    """The first ``n`` samples of a factor set (rendering by index)."""
+class _Rows:
+    """The samples ``rows`` of a factor set, re-indexed ``0..len(rows)-1``. A controlled
+    set's items are independent draws, so its first ``n`` serve; a real data set gets a
+    seeded random subset."""
 
-    def __init__(self, data, n: int):
-        self.data, self.n = data, n
+    def __init__(self, data, rows: np.ndarray):
+        self.data, self.rows = data, torch.as_tensor(rows, dtype=torch.long)
+        self.n = len(rows)
         self.pipeline = data.pipeline
-        self.params = {k: v[:n] for k, v in data.params.items()}
-        self.labels = np.asarray(data.labels[:n])
+        self.params = select_params(data.params, self.rows)
+        self.labels = np.asarray(data.labels)[rows]
 
     def render(self, index: Tensor, params: Params | None = None) -> Tensor:
-        return self.data.render(index, params)
+        return self.data.render(self.rows[index], params)
 
 
 class _FixedTransform:
