@@ -128,6 +128,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     # a data module returns no validation loaders when no monitor needs them: that is intended
     warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")
+    # tiny data sets (a few batches per epoch) still log every epoch's means
+    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
 
 
 def make_trainer(
