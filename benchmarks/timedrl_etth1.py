@@ -29,6 +29,7 @@ import argparse  # noqa: E402
 import json
 import platform
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -131,10 +132,31 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    previous = out / "timedrl_etth1.json"
+    runs = _seed_runs(json.loads(previous.read_text())) if previous.is_file() else []
+    runs = [r for r in runs if r["seed"] != report["seed"]] + _seed_runs(report)
+    report["runs"] = sorted(runs, key=lambda r: r["seed"])
+    report["across_seeds"] = {
+        h: {k: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "n": len(v)}
+            for k, v in (("mse", [r["mse"][h] for r in runs]), ("mae", [r["mae"][h] for r in runs]))}
+        for h in map(str, HORIZONS)
+    }
     (out / "timedrl_etth1.json").write_text(json.dumps(report, indent=2))
     (out / "timedrl_etth1.md").write_text(markdown(report))
     print(markdown(report))
     return report
+
+
+def _seed_runs(report: dict) -> list[dict]:
+    """The per-seed summary rows a results file holds (files from before seeds were kept
+    hold one run)."""
+    if "runs" in report:
+        return report["runs"]
+    t, m = report["timing"], report["machine"]
+    return [{"seed": report["seed"], "threads": m["threads"], "total_wall_s": t["total_wall_s"],
+             "total_cpu_s": t["total_cpu_s"], "load_avg_1min_mean": m.get("load_avg_1min_mean"),
+             "mse": {h: v["mse"] for h, v in report["horizons"].items()},
+             "mae": {h: v["mae"] for h, v in report["horizons"].items()}}]
 
 
 def _pair(d: dict | None) -> str:
@@ -179,6 +201,18 @@ def markdown(r: dict) -> str:
         f"{m['load_avg_1min_mean']} (max {m['load_avg_1min_max']}) on {m['cpus']} CPUs: above {m['cpus']} the cores "
         "were shared with other processes and wall times are inflated.",
     ]
+    if len(r.get("runs", [])) > 1:
+        lines += ["", f"Across seeds {', '.join(str(x['seed']) for x in r['runs'])} (test MSE / MAE, mean ± std; "
+                  "each seed its own pretraining run and validation selection):", "",
+                  "| horizon | " + " | ".join(f"seed {x['seed']}" for x in r["runs"]) + " | mean ± std |",
+                  "|---|" + "---|" * len(r["runs"]) + "---|"]
+        for h, a in r["across_seeds"].items():
+            lines.append(f"| {h} | " + " | ".join(f"{x['mse'][h]:.3f} / {x['mae'][h]:.3f}" for x in r["runs"])
+                         + f" | {a['mse']['mean']:.3f} ± {a['mse']['std']:.3f} / {a['mae']['mean']:.3f} ± {a['mae']['std']:.3f} |")
+        lines.append("")
+        lines.append("Time per run: " + ", ".join(
+            f"seed {x['seed']} {x['total_wall_s'] / 60:.1f} min wall on {x['threads']} thread(s) (load {x['load_avg_1min_mean']})"
+            for x in r["runs"]) + ".")
     gains = {h: v["untrained_encoder"]["test_mse"] - v["mse"] for h, v in r["horizons"].items()}
     lines += [
         "",
