@@ -12,6 +12,25 @@ from invlab import distributed
 __all__ = ["nt_xent", "NTXentLoss", "info_nce", "InfoNCELoss"]
 
 
+def _normalised_pairs(loss: str, z1: Tensor, z2: Tensor, temperature: float, gather: bool | None):
+    """Shared checks and set-up of the contrastive losses: ``(z1, z2, all_z1, all_z2,
+    offset)`` with unit-norm rows, ``all_*`` gathered from every rank when gathering
+    (``offset``: this rank's first row in them), else ``z1`` / ``z2`` themselves."""
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(f"{loss} expects two (B, D) tensors of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    z1 = F.normalize(z1, dim=1)
+    z2 = F.normalize(z2, dim=1)
+    if distributed.resolve_gather(gather):
+        offset, a1, a2 = distributed.rank() * z1.shape[0], distributed.gather(z1), distributed.gather(z2)
+    else:
+        offset, a1, a2 = 0, z1, z2
+    if a1.shape[0] < 2:
+        raise ValueError(f"{loss} needs at least two samples in the (global) batch")
+    return z1, z2, a1, a2, offset
+
+
 def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool | None = None) -> Tensor:
     """SimCLR's normalised-temperature cross entropy with all ``2B - 2`` negatives.
 
@@ -29,21 +48,8 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool | Non
 
     Returns: scalar loss (mean over this rank's ``2b`` anchors).
     """
-    if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(f"nt_xent expects two (B, D) tensors of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    b = z1.shape[0]
-    z1 = F.normalize(z1, dim=1)
-    z2 = F.normalize(z2, dim=1)
-    if distributed.resolve_gather(gather):
-        offset = distributed.rank() * b
-        a1, a2 = distributed.gather(z1), distributed.gather(z2)
-    else:
-        offset, a1, a2 = 0, z1, z2
-    n = a1.shape[0]
-    if n < 2:
-        raise ValueError("nt_xent needs at least two samples in the (global) batch")
+    z1, z2, a1, a2, offset = _normalised_pairs("nt_xent", z1, z2, temperature, gather)
+    b, n = z1.shape[0], a1.shape[0]
     keys = torch.cat([a1, a2], 0)  # (2N, D)
     queries = torch.cat([z1, z2], 0)  # (2b, D)
     logits = queries @ keys.T / temperature  # (2b, 2N)
@@ -84,21 +90,8 @@ def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool | No
 
     Returns: scalar loss (mean over this rank's ``2b`` anchors).
     """
-    if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(f"info_nce expects two (B, D) tensors of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    b = z1.shape[0]
-    z1 = F.normalize(z1, dim=1)
-    z2 = F.normalize(z2, dim=1)
-    if distributed.resolve_gather(gather):
-        offset = distributed.rank() * b
-        k1, k2 = distributed.gather(z1), distributed.gather(z2)
-    else:
-        offset, k1, k2 = 0, z1, z2
-    if k1.shape[0] < 2:
-        raise ValueError("info_nce needs at least two samples in the (global) batch")
-    target = torch.arange(b, device=z1.device) + offset
+    z1, z2, k1, k2, offset = _normalised_pairs("info_nce", z1, z2, temperature, gather)
+    target = torch.arange(z1.shape[0], device=z1.device) + offset
     return 0.5 * F.cross_entropy(z1 @ k2.T / temperature, target) + 0.5 * F.cross_entropy(z2 @ k1.T / temperature, target)
 
 
