@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from invlab.errors import DivergenceError
 from invlab.evaluation.knn import knn_accuracy
-from invlab.methods.optim import OptimSpec, build_optimizer, param_groups, warmup_cosine
+from invlab.methods.optim import OptimSpec, build_optimizer, param_groups
+from invlab.methods.training import check_finite_loss, per_step_schedule
 from invlab.nn.encoder import Encoder
 from invlab.transforms.base import Transform
 from invlab.transforms.views import MultiViewSampler, Views
@@ -155,14 +155,7 @@ class SSLMethod(L.LightningModule):
     def check_finite(self, loss: Tensor, terms: dict[str, Tensor]) -> None:
         """Stop with a clear message on a NaN or infinite loss (the last good checkpoint
         stays on disk)."""
-        if bool(torch.isfinite(loss)):
-            return
-        bad = [name for name, v in terms.items() if not bool(torch.isfinite(v).all())] or ["loss"]
-        values = ", ".join(str(float(terms.get(b, loss).detach())) for b in bad)
-        raise DivergenceError(
-            f"non-finite loss at epoch {self.current_epoch}, step {self.global_step}: "
-            f"term(s) {', '.join(bad)} = {values}; lower the learning rate or check the input data"
-        )
+        check_finite_loss(self, loss, terms)
 
     def configure_optimizers(self):
         spec = self.optim_spec
@@ -172,14 +165,7 @@ class SSLMethod(L.LightningModule):
             groups.append(
                 {"params": list(self.probe.parameters()), "lr": spec.probe_lr, "weight_decay": 0.0, "lars_exclude": True}
             )
-        optimizer = build_optimizer(groups, spec)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        epochs = max(1, self.trainer.max_epochs or 1)
-        warmup = int(round(spec.warmup_epochs * total / epochs))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine(total, min(warmup, total), spec.min_lr_ratio, spec.schedule)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return per_step_schedule(self, build_optimizer(groups, spec), spec)
 
     def setup(self, stage: str) -> None:
         if self.encoder.channels_last:
