@@ -84,8 +84,9 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, capsys):
     assert (tmp_path / "r" / "keep.txt").read_text() == "mine"
 
 
-def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "invlab.cli.main", "--version"], capture_output=True, text=True)
+@pytest.mark.parametrize("module", ["invlab", "invlab.cli.main"])
+def test_console_script_runs(module):
+    out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("invlab ")
 
 
