@@ -467,8 +467,11 @@ def report(results: list[dict[str, Any]], overhead: dict[str, Any] | None, out: 
         "epoch_seconds": {"simclr_lr0.03": epoch_mean(s03), "simclr_lr0.06": epoch_mean(s06), "esimclr": epoch_mean(e06),
                           "note": "contended: 2 CPU cores shared with other sessions; runs at different times"},
         "interleaved_step_overhead": overhead,
-        "long_pair_40_epochs": {m: {k: r[k] for k in ("lr", "seed", "knn_top1", "linear_top1", "rotation_probe_top1")}
+        "long_pair_40_epochs": {m: {k: r.get(k) for k in ("lr", "seed", "knn_top1", "linear_top1", "rot90_recovery",
+                                                          "rot90_map_error", "rotation_probe_top1",
+                                                          "rotation_train_acc_last_epoch")}
                                 for m, r in long.items()},
+        "long_pair_vs_15_epochs_seed0": _long_vs_short(long, short),
         "cells": results,
         "reference": REFERENCE,
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
@@ -544,9 +547,20 @@ def markdown(r: dict[str, Any]) -> str:
                 f"**{ep['with_knn_monitor_ratio']:.2f}x** its SimCLR epoch (training alone {ep['training_only_ratio']:.2f}x), "
                 f"against the reference's {ref['esimclr_epoch_time_ratio']:.2f}x.")
     if r["long_pair_40_epochs"]:
-        lines += ["", "40-epoch pair (seed 0):", "", "| | lr | kNN | linear | rot90 probe |", "|---|---|---|---|---|"]
+        lines += ["", "40-epoch pair (seed 0) next to the same seed at 15 epochs:", "",
+                  "| | lr | kNN 15 → 40 ep | linear 15 → 40 ep | rot90 recovery (`invlab measure`) 15 → 40 ep | "
+                  "whole-image rot90 probe 15 → 40 ep |", "|---|---|---|---|---|---|"]
+        cmp = r["long_pair_vs_15_epochs_seed0"]
         for m, v in r["long_pair_40_epochs"].items():
-            lines.append(f"| {m} | {v['lr']} | {v['knn_top1']:.4f} | {v['linear_top1']:.4f} | {v['rotation_probe_top1']:.3f} |")
+            c = cmp.get(m, {})
+            arrow = lambda key, fmt, c=c, v=v: f"{_num(c.get(key), fmt)} → {_num(v.get(key), fmt)}"  # noqa: E731
+            lines.append(f"| {m} | {v['lr']} | {arrow('knn_top1', '.4f')} | {arrow('linear_top1', '.4f')} | "
+                         f"{arrow('rot90_recovery', '.3f')} | {arrow('rotation_probe_top1', '.3f')} |")
+        gains = r["long_pair_vs_15_epochs_seed0"].get("esimclr_minus_simclr")
+        if gains:
+            lines.append("")
+            lines.append("E-SimCLR minus SimCLR, seed 0: " + "; ".join(
+                f"{k} {v['15']:+.4f} at 15 epochs, {v['40']:+.4f} at 40" for k, v in gains.items()) + ".")
     lines += ["", "Linear: invlab's linear protocol (AdamW, cosine, 100 epochs on standardised frozen features of the "
               "un-augmented 10k subset), not the paper's SGD lr 30 with augmentation. rot90 recovery / linear-map error: "
               "`invlab measure RUN --transforms rot90 --data run --equivariance` on 5,000 test images (70/30 held-out "
@@ -555,8 +569,23 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _num(v):
-    return f"{v:.1f}" if isinstance(v, (int, float)) else "–"
+def _num(v, fmt: str = ".1f"):
+    return format(v, fmt) if isinstance(v, (int, float)) else "–"
+
+
+def _long_vs_short(long: dict[str, dict[str, Any]], short: list[dict[str, Any]]) -> dict[str, Any]:
+    """The 40-epoch pair next to the same seed and lr at 15 epochs, and E-SimCLR's margin at both budgets."""
+    keys = ("knn_top1", "linear_top1", "rot90_recovery", "rotation_probe_top1")
+    out: dict[str, Any] = {}
+    for m, r in long.items():
+        twin = next((s for s in short if s["method"] == m and s["lr"] == r["lr"] and s["seed"] == r["seed"]), None)
+        if twin:
+            out[m] = {k: twin.get(k) for k in keys}
+    if {"simclr", "e_simclr"} <= long.keys() and {"simclr", "e_simclr"} <= out.keys():
+        out["esimclr_minus_simclr"] = {
+            k: {"15": out["e_simclr"][k] - out["simclr"][k], "40": long["e_simclr"][k] - long["simclr"][k]}
+            for k in keys if None not in (out["e_simclr"][k], out["simclr"][k], long["e_simclr"][k], long["simclr"][k])}
+    return out
 
 
 def main() -> int:
