@@ -41,7 +41,9 @@ from lightning.pytorch.callbacks import Callback
 
 from invlab.data.registry import load_image_dataset
 from invlab.evaluation.features import extract_features
+from invlab.evaluation.knn import knn_accuracy
 from invlab.evaluation.linear_probe import linear_probe
+from invlab.losses import info_nce
 from invlab.runs.checkpoint import atomic_write_bytes
 from invlab.runs.config import load_recipe
 from invlab.runs.evaluate_run import evaluate
@@ -62,9 +64,13 @@ REFERENCE = {
 }
 
 
+TRAIN_SUBSET, BATCH = 10_000, 256
+STEPS_PER_EPOCH = TRAIN_SUBSET // BATCH  # drop_last, as both codes do
+
+
 def cell_overrides(data: str, method: str, lr: float, seed: int, epochs: int) -> list[str]:
     return [
-        f"data.root={data}", "data.train_subset=10000", "data.subset_seed=0", "data.batch_size=256",
+        f"data.root={data}", f"data.train_subset={TRAIN_SUBSET}", "data.subset_seed=0", f"data.batch_size={BATCH}",
         "model.width=16", f"trainer.max_epochs={epochs}", f"trainer.check_val_every_n_epoch={epochs}",
         "trainer.enable_progress_bar=false", "optim.warmup_epochs=1", f"optim.lr={lr}", f"seed={seed}",
     ]
@@ -298,9 +304,6 @@ def interleaved_overhead(args, steps: int = 10) -> dict[str, Any]:
     return result
 
 
-STEPS_PER_EPOCH = 10_000 // 256  # drop_last, as both codes do
-
-
 def interleave_official(methods: dict, batch: dict[str, torch.Tensor], steps: int) -> dict[str, Any]:
     """One-thread CPU time of the official code's training step, next to ours, on ready tensors.
 
@@ -312,10 +315,6 @@ def interleave_official(methods: dict, batch: dict[str, torch.Tensor], steps: in
     step, so ours are timed here on ready views too (``make_views`` done beforehand).
     """
     import torch.nn.functional as F
-
-    def info_nce(a, b):
-        a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
-        return F.cross_entropy(a @ b.T / 0.5, torch.arange(a.shape[0]))
 
     def four_rotations(x):
         k = torch.arange(4).repeat_interleave(x.shape[0])
@@ -329,7 +328,7 @@ def interleave_official(methods: dict, batch: dict[str, torch.Tensor], steps: in
         m, opt = methods[name]
         x1, x2 = ready[0].x, ready[1].x
         z1, z2 = m.projector(m.encoder(x1)), m.projector(m.encoder(x2))
-        loss = info_nce(z1, z2) / 2 + info_nce(z2, z1) / 2
+        loss = info_nce(z1, z2, 0.5, gather=False)  # = the official's two one-way InfoNCEs, halved
         if name == "e_simclr":
             r, k = four_rotations(small)
             loss = loss + 0.4 * F.cross_entropy(m.equivariance_head(m.encoder(r)), k)
@@ -380,12 +379,10 @@ def knn_monitor_seconds(method, batch: dict[str, torch.Tensor], images: int = 20
     for _ in range(reps):
         feats = encoder(x)
     forward = (time.process_time() - t0) * 20_000 / (reps * x.shape[0])
-    bank = torch.nn.functional.normalize(torch.randn(10_000, feats.shape[1]), dim=1)
-    labels = torch.randint(0, 10, (10_000,))
+    unit = lambda n: torch.nn.functional.normalize(torch.randn(n, feats.shape[1]), dim=1)  # noqa: E731
+    bank, test = unit(TRAIN_SUBSET), unit(10_000)
     t0 = time.process_time()
-    for chunk in torch.nn.functional.normalize(torch.randn(10_000, feats.shape[1]), dim=1).split(256):
-        w, idx = (chunk @ bank.T).topk(200, dim=1)
-        torch.zeros(chunk.shape[0], 10).scatter_add_(1, labels[idx], (w / 0.1).exp())
+    knn_accuracy(test, torch.randint(0, 10, (10_000,)), bank, torch.randint(0, 10, (TRAIN_SUBSET,)), 10, k=200, temperature=0.1)
     vote = time.process_time() - t0
     encoder.train(was_training)
     return {"forward_20k_images_seconds": forward, "vote_seconds": vote, "total_seconds": forward + vote,
@@ -418,7 +415,7 @@ def report(results: list[dict[str, Any]], overhead: dict[str, Any] | None, out: 
     best_base = max((s03, s06), key=lambda rows: statistics.fmean(vals(rows, "knn_top1")) if rows else -1)
     paired = [e["knn_top1"] - b["knn_top1"] for e in e06 for b in best_base if e["seed"] == b["seed"]]
     # median: robust to the hours when other jobs shared the cores
-    epoch_mean = lambda rows: statistics.median(t for r in rows for t in r["epoch_seconds"]) if rows else None  # noqa: E731
+    epoch_median = lambda rows: statistics.median(t for r in rows for t in r["epoch_seconds"]) if rows else None  # noqa: E731
     long = {r["method"]: r for r in results if r["epochs"] == 40}
     result = {
         "benchmark": "essl_cifar10",
@@ -465,7 +462,7 @@ def report(results: list[dict[str, Any]], overhead: dict[str, Any] | None, out: 
             "knn_gain_vs_best_baseline": _stats(paired),
             "esimclr_rotation_train_acc_last_epoch": vals(e06, "rotation_train_acc_last_epoch"),
         },
-        "epoch_seconds": {"simclr_lr0.03": epoch_mean(s03), "simclr_lr0.06": epoch_mean(s06), "esimclr": epoch_mean(e06),
+        "epoch_seconds": {"simclr_lr0.03": epoch_median(s03), "simclr_lr0.06": epoch_median(s06), "esimclr": epoch_median(e06),
                           "note": "median over every epoch of every seed; contended: 2 CPU cores shared with other jobs, runs at different times"},
         "interleaved_step_overhead": overhead,
         "long_pair_40_epochs": {m: {k: r.get(k) for k in ("lr", "seed", "knn_top1", "linear_top1", "rot90_recovery",

@@ -131,16 +131,18 @@ def regression_loss(pred: Tensor, target: Tensor, low: float, high: float, mask:
     return _masked_mean(F.binary_cross_entropy_with_logits(pred, t, reduction="none") - entropy, mask)
 
 
+def _span(low: float, high: float) -> float:
+    return (high - low) if high > low else 1.0
+
+
 def normalised_target(value: Tensor, low: float, high: float) -> Tensor:
     """``value`` in ``[low, high]`` -> ``[0, 1]`` (clamped)."""
-    scale = (high - low) if high > low else 1.0
-    return ((value - low) / scale).clamp(0.0, 1.0)
+    return ((value - low) / _span(low, high)).clamp(0.0, 1.0)
 
 
 def predicted_value(pred: Tensor, low: float, high: float) -> Tensor:
     """A regression head's logits -> values in the parameter's units."""
-    scale = (high - low) if high > low else 1.0
-    return torch.sigmoid(pred) * scale + low
+    return torch.sigmoid(pred) * _span(low, high) + low
 
 
 def circular_loss(pred: Tensor, angle: Tensor, period: float, mask: Tensor | None = None, eps: float = 1e-6) -> Tensor:
