@@ -125,6 +125,9 @@ def main() -> int:
     parser.add_argument("--report-only", action="store_true", help="rewrite the results from finished cells")
     parser.add_argument("--smoke", action="store_true", help="2 batches, 1 epoch per run, 1k test images: checks the script only")
     args = parser.parse_args()
+    if args.controlled and (args.only or args.smoke or args.seed != 0 or args.epochs != 10 or args.subset != 5000):
+        parser.error("--controlled runs the shipped study as is; --only, --seed, --epochs, --subset and --smoke "
+                     "apply to the CIFAR-10 study (override the shipped one with `invlab study essl-controlled key=value`)")
     if args.controlled:
         study, name = read_recipe_file(study_path("essl-controlled")), "essl_controlled_study"
     else:
