@@ -16,3 +16,21 @@ __all__ = [
     "negative_cosine", "simsiam_loss", "instance_contrastive_loss", "timestamp_predictive_loss",
     "InfoNCELoss", "info_nce", "EquivarianceLoss", "circular_loss", "discrete_loss", "regression_loss",
 ]
+from invlab.losses.invariance_propagation import (  # noqa: E402
+    InvPLossOutput,
+    hard_positives,
+    invariance_propagation_loss,
+    propagate,
+)
+from invlab.losses.transitive import (  # noqa: E402
+    inter_instance_edges,
+    intra_instance_edges,
+    select_negatives,
+    transitive_pairs,
+    triplet_ranking_loss,
+)
+
+__all__ += [
+    "InvPLossOutput", "hard_positives", "invariance_propagation_loss", "propagate", "inter_instance_edges",
+    "intra_instance_edges", "select_negatives", "transitive_pairs", "triplet_ranking_loss",
+]

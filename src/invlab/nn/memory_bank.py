@@ -1,0 +1,270 @@
+"""A memory bank: one L2-normalised embedding per training sample, kept across steps.
+
+NPID-style methods (Wu et al., CVPR 2018; Invariance Propagation, Wang et al., NeurIPS
+2020) compare each step's embeddings against the whole training set's previous
+embeddings instead of a second view. Everything a resumed run needs lives in registered
+buffers (so checkpoints carry it):
+
+- ``embeddings (N, D)``: unit rows, float32 or float16 (storage only: every similarity
+  is computed in float32, chunk by chunk);
+- ``neighbours (N, k)`` (when ``neighbours_k > 0``): each sample's ``k`` nearest bank
+  entries (self excluded) as of its last visit, ``-1`` before the first one.
+
+Under DDP every rank holds the whole bank: :meth:`MemoryBank.update` gathers the
+indices, embeddings and neighbour lists of every rank's batch (through
+:func:`invlab.distributed.gather`) and applies the same writes in the same order on every
+rank, so all ranks end each step with identical buffers.
+
+Searching is chunked over the bank (:func:`bank_topk`) and the gradient-carrying
+similarities to chosen entries are chunked over the queries (:func:`bank_similarities`),
+so memory stays bounded however large ``N`` grows.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from invlab import distributed
+from invlab.errors import CheckpointError
+
+__all__ = ["MemoryBank", "bank_topk", "bank_similarities"]
+
+#: elements of float32 scratch one chunk may use (16 MiB)
+CHUNK_ELEMENTS = 1 << 22
+
+
+@torch.no_grad()
+def bank_topk(
+    query: Tensor,
+    bank: Tensor,
+    n: int,
+    *,
+    query_group: Tensor | None = None,
+    bank_group: Tensor | None = None,
+    chunk_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The ``n`` bank rows most cosine-similar to each query, searched in chunks of rows.
+
+    Args:
+        query: ``(Q, D)``; normalised here.
+        bank: ``(N, D)`` unit rows (any float dtype; compared in float32).
+        n: how many to keep, ``1 <= n <= N`` (minus the excluded entries).
+        query_group, bank_group: ``(Q,)`` and ``(N,)`` integer labels; a bank row whose
+            group equals the query's is never returned (``query_group = index`` and
+            ``bank_group = arange(N)`` exclude each query's own entry; track ids exclude
+            the query's whole track).
+        chunk_size: bank rows compared at once (default: about 16 MiB of scratch).
+
+    Returns: ``(similarity, index)``, both ``(Q, n)``, sorted by decreasing similarity.
+    Memory is ``O(Q * (n + chunk_size))`` whatever ``N`` is.
+    """
+    if query.dim() != 2 or bank.dim() != 2 or query.shape[1] != bank.shape[1]:
+        raise ValueError(f"bank_topk expects (Q, D) and (N, D) with equal D, got {tuple(query.shape)} and {tuple(bank.shape)}")
+    if not 1 <= n <= bank.shape[0]:
+        raise ValueError(f"bank_topk: n={n} must be between 1 and the bank size {bank.shape[0]}")
+    if (query_group is None) != (bank_group is None):
+        raise ValueError("bank_topk: give both query_group and bank_group, or neither")
+    q = F.normalize(query.detach().float(), dim=1)
+    if chunk_size is None:
+        chunk_size = max(1, CHUNK_ELEMENTS // (q.shape[0] + bank.shape[1]))
+    best_sim = q.new_full((q.shape[0], 0), float("-inf"))
+    best_idx = torch.zeros(q.shape[0], 0, dtype=torch.long, device=q.device)
+    for start in range(0, bank.shape[0], chunk_size):
+        rows = bank[start : start + chunk_size].float()
+        sim = q @ rows.T
+        idx = torch.arange(start, start + rows.shape[0], device=q.device).expand(q.shape[0], -1)
+        if query_group is not None:
+            same = query_group.to(q.device)[:, None] == bank_group[start : start + rows.shape[0]].to(q.device)[None, :]
+            sim = sim.masked_fill(same, float("-inf"))
+        sim = torch.cat([best_sim, sim], 1)
+        idx = torch.cat([best_idx, idx], 1)
+        keep = min(n, sim.shape[1])
+        best_sim, pos = sim.topk(keep, dim=1)
+        best_idx = idx.gather(1, pos)
+    if bool(torch.isinf(best_sim).any()):
+        raise ValueError(f"bank_topk: fewer than n={n} bank entries remain once each query's own group is excluded")
+    return best_sim, best_idx
+
+
+class _BankSimilarities(torch.autograd.Function):
+    """``out[b, m] = query[b] . bank[index[b, m]]``; gradient to ``query`` only."""
+
+    @staticmethod
+    def forward(ctx, query: Tensor, bank: Tensor, index: Tensor, rows_per_chunk: int) -> Tensor:
+        ctx.save_for_backward(bank, index)
+        ctx.rows = rows_per_chunk
+        ctx.query_dtype = query.dtype
+        dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
+        out = query.new_empty(index.shape, dtype=dtype)
+        q = query.to(dtype)
+        for s in range(0, index.shape[0], rows_per_chunk):
+            keys = bank[index[s : s + rows_per_chunk]].to(dtype)  # (c, M, D)
+            out[s : s + rows_per_chunk] = torch.bmm(keys, q[s : s + rows_per_chunk, :, None])[..., 0]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        bank, index = ctx.saved_tensors
+        out = grad.new_empty(index.shape[0], bank.shape[1])
+        for s in range(0, index.shape[0], ctx.rows):
+            keys = bank[index[s : s + ctx.rows]].to(grad.dtype)
+            out[s : s + ctx.rows] = torch.bmm(grad[s : s + ctx.rows, None, :], keys)[:, 0]
+        return out.to(ctx.query_dtype), None, None, None
+
+
+def bank_similarities(query: Tensor, bank: Tensor, index: Tensor) -> Tensor:
+    """Dot products of each query with chosen bank rows, differentiable in ``query``.
+
+    Args:
+        query: ``(B, D)`` (normalise it first for cosine similarities).
+        bank: ``(N, D)``, any float dtype (treated as a constant).
+        index: ``(B, M)`` long, entries in ``[0, N)``.
+
+    Returns: ``(B, M)`` float32 (float64 for a float64 query). Computed ``rows`` queries at a time so the gathered bank
+    rows never take more than about 16 MiB, in the forward and the backward pass.
+    """
+    if query.dim() != 2 or bank.dim() != 2 or index.dim() != 2 or index.shape[0] != query.shape[0]:
+        raise ValueError(
+            f"bank_similarities expects query (B, D), bank (N, D), index (B, M); got {tuple(query.shape)}, "
+            f"{tuple(bank.shape)}, {tuple(index.shape)}"
+        )
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= bank.shape[0]):
+        raise IndexError(f"bank_similarities: index out of range [0, {bank.shape[0]})")
+    rows = max(1, CHUNK_ELEMENTS // max(1, index.shape[1] * bank.shape[1]))
+    return _BankSimilarities.apply(query, bank.detach(), index, rows)
+
+
+class MemoryBank(nn.Module):
+    """One normalised embedding per training sample, updated with momentum.
+
+    Args:
+        size: number of training samples ``N`` (indices are ``0..N-1``).
+        dim: embedding size ``D``.
+        momentum: ``m`` in ``v <- normalise(m * v + (1 - m) * normalise(z))`` (0.5 in
+            Invariance Propagation; 0 overwrites).
+        dtype: storage type, ``torch.float32`` or ``torch.float16`` (halves memory for
+            large ``N``; similarities are still computed in float32).
+        neighbours_k: also keep each sample's ``k`` nearest bank entries (``0``: no list).
+        seed: the initial bank is random unit vectors from this seed (the same on every
+            rank, so DDP ranks start identical).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        dim: int,
+        *,
+        momentum: float = 0.5,
+        dtype: torch.dtype = torch.float32,
+        neighbours_k: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if size < 1 or dim < 1:
+            raise ValueError(f"MemoryBank needs size >= 1 and dim >= 1, got size={size}, dim={dim}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"MemoryBank momentum must be in [0, 1), got {momentum}")
+        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ValueError(f"MemoryBank dtype must be float32, float16 or bfloat16, got {dtype}")
+        if neighbours_k < 0 or neighbours_k >= size:
+            raise ValueError(
+                f"MemoryBank: neighbours_k={neighbours_k} needs 0 <= k < size={size} "
+                "(each sample's k nearest other entries)"
+            )
+        self.size, self.dim, self.momentum, self.neighbours_k = size, dim, momentum, neighbours_k
+        g = torch.Generator().manual_seed(seed)
+        init = F.normalize(torch.randn(size, dim, generator=g), dim=1)
+        self.register_buffer("embeddings", init.to(dtype))
+        self.register_buffer("neighbours", torch.full((size, max(neighbours_k, 0)), -1, dtype=torch.long))
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, dim={self.dim}, momentum={self.momentum}, dtype={self.embeddings.dtype}, k={self.neighbours_k}"
+
+    # -- updates -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def update(self, index: Tensor, embeddings: Tensor, neighbours: Tensor | None = None) -> None:
+        """Write this step's embeddings (and neighbour lists) of the samples ``index``.
+
+        Args:
+            index: ``(b,)`` long, this rank's sample indices.
+            embeddings: ``(b, D)``, normalised here; detached.
+            neighbours: ``(b, k)`` long, the new neighbour lists of these samples.
+
+        Under DDP every rank passes its own batch (equal ``b`` on every rank); the batches
+        are gathered rank-major and every rank applies the same writes, so the banks stay
+        identical. A sample appearing twice in the gathered batch keeps its last
+        occurrence (rank-major order).
+        """
+        if index.dim() != 1 or embeddings.shape != (index.shape[0], self.dim):
+            raise ValueError(
+                f"MemoryBank.update expects index (b,) and embeddings (b, {self.dim}), "
+                f"got {tuple(index.shape)} and {tuple(embeddings.shape)}"
+            )
+        if neighbours is not None and neighbours.shape != (index.shape[0], self.neighbours_k):
+            raise ValueError(
+                f"MemoryBank.update: neighbours must be (b, {self.neighbours_k}), got {tuple(neighbours.shape)}"
+            )
+        index = index.to(self.embeddings.device).long()
+        z = F.normalize(embeddings.detach().float(), dim=1).to(self.embeddings.device)
+        if distributed.is_distributed():
+            index, z = distributed.gather(index), distributed.gather(z)
+            if neighbours is not None:
+                neighbours = distributed.gather(neighbours.to(self.embeddings.device).long())
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.size):
+            raise IndexError(
+                f"MemoryBank.update: sample index out of range [0, {self.size}) (min {int(index.min())}, "
+                f"max {int(index.max())}); was the bank built for a different data set size?"
+            )
+        keep = _last_occurrence(index)
+        index, z = index[keep], z[keep]
+        old = self.embeddings[index].float()
+        self.embeddings[index] = F.normalize(self.momentum * old + (1.0 - self.momentum) * z, dim=1).to(self.embeddings.dtype)
+        if neighbours is not None:
+            self.neighbours[index] = neighbours[keep].to(self.neighbours.device).long()
+
+    # -- search --------------------------------------------------------------------------------
+    def topk(self, query: Tensor, n: int, exclude: Tensor | None = None, chunk_size: int | None = None):
+        """``(similarity, index)`` of the ``n`` entries most similar to each query row
+        (``(Q, n)`` each, decreasing); ``exclude (Q,)``: each query's own sample index,
+        never returned. See :func:`bank_topk`."""
+        limit = self.size - (1 if exclude is not None else 0)
+        if n > limit:
+            raise ValueError(
+                f"memory bank holds {self.size} samples: cannot return the {n} nearest"
+                + (" other entries" if exclude is not None else "")
+                + " (use a smaller k / number of negatives, or more data)"
+            )
+        groups = {}
+        if exclude is not None:
+            groups = {"query_group": exclude, "bank_group": torch.arange(self.size, device=self.embeddings.device)}
+        return bank_topk(query, self.embeddings, n, chunk_size=chunk_size, **groups)
+
+    def similarities(self, query: Tensor, index: Tensor) -> Tensor:
+        """``(B, M)`` dot products of ``query (B, D)`` with entries ``index (B, M)``,
+        differentiable in ``query``. See :func:`bank_similarities`."""
+        return bank_similarities(query, self.embeddings, index)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        for name, want in (("embeddings", (self.size, self.dim)), ("neighbours", tuple(self.neighbours.shape))):
+            got = state_dict.get(prefix + name)
+            if got is not None and tuple(got.shape) != want:
+                raise CheckpointError(
+                    f"memory bank '{prefix}{name}' in the checkpoint has shape {tuple(got.shape)} but this run "
+                    f"expects {want}: the training set now has {self.size} samples (the checkpoint's bank was "
+                    f"built for {got.shape[0]}). Resume with the same data set, or start a new run."
+                )
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+
+
+def _last_occurrence(index: Tensor) -> Tensor:
+    """Positions of ``index``'s entries that are the last occurrence of their value."""
+    n = index.shape[0]
+    if n == 0:
+        return index.new_zeros(0)
+    unique, inverse = torch.unique(index, return_inverse=True)
+    last = torch.full((unique.shape[0],), -1, dtype=torch.long, device=index.device)
+    last.scatter_reduce_(0, inverse, torch.arange(n, device=index.device), reduce="amax")
+    return last
