@@ -10,7 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from invlab.losses.invariance_propagation import hard_positives, invariance_propagation_loss, propagate
+from invlab.losses.invariance_propagation import (
+    hard_positives,
+    invariance_propagation_loss,
+    propagate,
+)
 
 # A directed 2-NN graph on 7 samples (row i = the two nearest neighbours of i; -1 unknown)
 GRAPH = torch.tensor([
