@@ -85,17 +85,24 @@ def test_topk_excludes_own_entry_and_groups():
     assert torch.equal(idx, full)
     groups = torch.arange(50) // 10  # five groups of ten
     _, gidx = bank_topk(bank[own], bank, 5, query_group=groups[own], bank_group=groups, chunk_size=8)
+    _, eidx = bank_topk(bank[own], bank, 5, exclude=own, chunk_size=3)
+    assert torch.equal(eidx, full)
     assert not (groups[gidx] == groups[own][:, None]).any()
 
 
-def test_bank_similarities_values_and_gradient():
+@pytest.mark.parametrize("dense", [False, True])
+def test_bank_similarities_values_and_gradient(dense, monkeypatch):
+    import invlab.nn.memory_bank as mb
+
+    monkeypatch.setattr(mb, "CHUNK_ELEMENTS", 64)  # several chunks either way
     bank = _unit(40, 5, dtype=torch.float64)
     q = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     idx = torch.randint(0, 40, (6, 9), generator=torch.Generator().manual_seed(0))
-    got = bank_similarities(q, bank, idx)
+    idx[0, :3] = 7  # a repeated entry: its gradient accumulates
+    got = bank_similarities(q, bank, idx, dense=dense)
     want = torch.einsum("bd,bmd->bm", q, bank[idx])
     torch.testing.assert_close(got, want)
-    assert torch.autograd.gradcheck(lambda x: bank_similarities(x, bank, idx), (q,))
+    assert torch.autograd.gradcheck(lambda x: bank_similarities(x, bank, idx, dense=dense), (q,))
 
 
 def test_bank_similarities_rejects_out_of_range_index():

@@ -163,10 +163,14 @@ def invariance_propagation_loss(
         )
     index = index.long()
     z = F.normalize(z, dim=1)
-    ids = torch.arange(bank.shape[0], device=bank.device)
-    _, negatives = bank_topk(z, bank, num_negatives, query_group=index, bank_group=ids)
-    s_neg = bank_similarities(z, bank, negatives) / temperature  # (B, n)
-    s_self = bank_similarities(z, bank, index[:, None]) / temperature  # (B, 1)
+    _, negatives = bank_topk(z, bank, num_negatives, exclude=index)
+    use_candidates = candidates is not None and propagation_weight != 0 and candidates.shape[1] > 0
+    if use_candidates and candidates.shape[0] != z.shape[0]:
+        raise ValueError(f"candidates must have one row per anchor ({z.shape[0]}), got {tuple(candidates.shape)}")
+    # one pass over the bank for every similarity the loss needs: own entry, negatives, candidates
+    parts = [index[:, None], negatives] + ([candidates.clamp(min=0)] if use_candidates else [])
+    s_all = bank_similarities(z, bank, torch.cat(parts, 1)) / temperature
+    s_self, s_neg = s_all[:, :1], s_all[:, 1 : 1 + num_negatives]
     log_neg = torch.logsumexp(s_neg, dim=1)
     instance = (torch.logsumexp(torch.cat([s_self, s_neg], 1), dim=1) - s_self[:, 0]).mean()
 
@@ -174,10 +178,8 @@ def invariance_propagation_loss(
     positives = torch.full((b, 0), -1, dtype=torch.long, device=z.device)
     pos_cos = z.new_zeros(b, 0)
     propagation = z.sum() * 0.0
-    if candidates is not None and propagation_weight != 0 and candidates.shape[1] > 0:
-        if candidates.shape[0] != b:
-            raise ValueError(f"candidates must have one row per anchor ({b}), got {tuple(candidates.shape)}")
-        s_cand = bank_similarities(z, bank, candidates.clamp(min=0)) / temperature
+    if use_candidates:
+        s_cand = s_all[:, 1 + num_negatives :]
         where, positives = hard_positives(candidates, s_cand, num_positives)
         s_pos = s_cand.gather(1, where.clamp(min=0)).masked_fill(where < 0, float("-inf"))
         has = (where >= 0).any(1)
