@@ -216,8 +216,12 @@ class MemoryBank(nn.Module):
             )
         self.size, self.dim, self.momentum, self.neighbours_k = size, dim, momentum, neighbours_k
         g = torch.Generator().manual_seed(seed)
-        init = F.normalize(torch.randn(size, dim, generator=g), dim=1)
-        self.register_buffer("embeddings", init.to(dtype))
+        init = torch.empty(size, dim, dtype=dtype)
+        step = max(1, CHUNK_ELEMENTS // dim)
+        for start in range(0, size, step):  # in chunks: no full-size float32 temporaries
+            rows = min(step, size - start)
+            init[start : start + rows] = F.normalize(torch.randn(rows, dim, generator=g), dim=1).to(dtype)
+        self.register_buffer("embeddings", init)
         self.register_buffer("neighbours", torch.full((size, max(neighbours_k, 0)), -1, dtype=torch.long))
 
     def extra_repr(self) -> str:
