@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from invlab.data.arrays import ImageArray
 from invlab.data.pairs import PairDataset, pair_loader

@@ -23,7 +23,12 @@ import torch
 from torch import Tensor
 
 from invlab.errors import ConfigError
-from invlab.losses.transitive import inter_instance_edges, intra_instance_edges, transitive_pairs, triplet_ranking_loss
+from invlab.losses.transitive import (
+    inter_instance_edges,
+    intra_instance_edges,
+    transitive_pairs,
+    triplet_ranking_loss,
+)
 from invlab.methods.base import SSLMethod, StepOutput, step_generator
 from invlab.nn.heads import HeadSpec
 from invlab.transforms.views import Views
