@@ -121,3 +121,74 @@ def test_one_view_and_bank_size_are_checked():
 def test_bad_params_name_the_key(kw, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         _method(**kw)
+
+
+# -- runs: the bank lives in the checkpoint; SIGKILL + resume is exact --------------------
+RECIPE = ["trainer.max_epochs=3", "params.warmup_epochs=1", "model.width=8", "trainer.log_every_n_steps=2"]
+
+
+def _cli(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "invlab.cli.main", *args]
+
+
+@pytest.mark.slow
+def test_sigkill_during_propagation_then_resume_equals_an_uninterrupted_run(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from safetensors.torch import load_file
+
+    from invlab.runs.checkpoint import safe_torch_load
+    from invlab.runs.pretrain_run import resume_position
+
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    args = ["pretrain", "--recipe", "invp-digits", *RECIPE, "trainer.checkpoint_every_n_steps=1", "--no-progress"]
+    proc = subprocess.Popen(_cli(*args, "--out", str(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if ckpt.exists():
+                step = int(safe_torch_load(ckpt)["global_step"])
+                if step >= 13 and step % 10 != 0:  # inside the second epoch: propagation is on
+                    break
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    state = safe_torch_load(ckpt)
+    _, epoch, done = resume_position(state)
+    assert epoch == 1 and 0 < done < 10, "killed outside the middle of the first propagating epoch"
+    # the checkpoint carries the bank, its k-NN lists (filled during the warm-up epoch) and the step's writes
+    assert state["state_dict"]["bank.embeddings"].shape == (1347, 64)
+    # (drop_last leaves 67 of 1,347 digits out of each epoch: their lists may still be empty)
+    assert float((state["state_dict"]["bank.neighbours"] >= 0).all(1).float().mean()) > 0.9
+
+    resumed = subprocess.run(_cli("pretrain", "--resume", str(killed), "--no-progress"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ref = subprocess.run(_cli(*args, "--out", str(reference)), capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    wa, wb = load_file(str(killed / "encoder.safetensors")), load_file(str(reference / "encoder.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    sa = safe_torch_load(killed / "checkpoints" / "last.ckpt")["state_dict"]
+    sb = safe_torch_load(reference / "checkpoints" / "last.ckpt")["state_dict"]
+    for key in ("bank.embeddings", "bank.neighbours"):
+        assert torch.equal(sa[key], sb[key]), key
+    assert (killed / "metrics.csv").read_text() == (reference / "metrics.csv").read_text()
+    metrics = (reference / "metrics.csv").read_text()
+    assert "train/positive_same_class" in metrics and "train/positives" in metrics
+
+    # resuming against a training set of another size is refused, naming the problem
+    cfg_file = killed / "config.yaml"
+    cfg_file.write_text(cfg_file.read_text().replace("train_subset: null", "train_subset: 1200"))
+    grown = subprocess.run(_cli("pretrain", "--resume", str(killed), "--max-epochs", "4", "--no-progress"),
+                           capture_output=True, text=True)
+    assert grown.returncode != 0
+    assert "training set now has 1200 samples" in grown.stderr and "built for 1347" in grown.stderr

@@ -451,3 +451,13 @@ IMAGE_METHOD_CLASSES.update(e_simclr=ESimCLR, e_simsiam=ESimSiam, e_barlow_twins
 register_method(MethodSpec("e_simclr", "image", ESimCLRParams, views=2))
 register_method(MethodSpec("e_simsiam", "image", ESimSiamParams, views=2))
 register_method(MethodSpec("e_barlow_twins", "image", EBarlowTwinsParams, views=2))
+
+# Invariance Propagation (issue 14). Temporary home until issue 11's method registry lands:
+# then the method file owns this spec and nothing here remains.
+from invlab.methods.invariance_propagation import (  # noqa: E402
+    InvariancePropagation,
+    InvariancePropagationParams,
+)
+
+IMAGE_METHOD_CLASSES["invariance_propagation"] = InvariancePropagation
+register_method(MethodSpec("invariance_propagation", "image", InvariancePropagationParams, views=1))
