@@ -48,7 +48,7 @@ from invlab.losses.transitive import inter_instance_edges
 from invlab.methods.optim import OptimSpec
 from invlab.methods.transitive_invariance import TransitiveInvariance, mine_pairs
 from invlab.nn import Encoder, HeadSpec, resnet18
-from invlab.transforms import MultiViewSampler, RandomResizedCrop
+from invlab.transforms import ColorJitter, Compose, Grayscale, MultiViewSampler, RandomApply, RandomResizedCrop
 
 HERE = Path(__file__).resolve().parent
 ARMS = ("intra_only", "inter_only", "transitive")
@@ -72,7 +72,10 @@ def track_frames(num_tracks: int, num_frames: int, num_classes: int, split: str,
 def build_method(seed: int, lr: float, steps: int) -> TransitiveInvariance:
     torch.manual_seed(seed)
     enc = Encoder(resnet18(width=8), [0.5] * 3, [0.25] * 3)
-    views = MultiViewSampler(RandomResizedCrop(32, scale=(0.7, 1.0)), num_views=1)
+    # colour augmentation, so that matching two frames cannot rest on colour alone
+    pipe = Compose([RandomResizedCrop(32, scale=(0.5, 1.0)), RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p=0.8),
+                    Grayscale(p=0.2)])
+    views = MultiViewSampler(pipe, num_views=1)
     optim = OptimSpec(name="sgd", lr=lr, momentum=0.9, weight_decay=5e-4, warmup_epochs=0)
     return TransitiveInvariance(enc, views, projector=HeadSpec([], 64), margin=0.5, num_negatives=4,
                                 optim=optim, seed=seed)
@@ -141,7 +144,8 @@ def markdown(res: dict) -> str:
         "# Transitive Invariance on controlled object tracks",
         "",
         f"{res['config']['tracks']} training tracks x {res['config']['frames']} frames, {res['config']['classes']} categories; "
-        f"ResNet-18/8, Triplet-Siamese (margin 0.5, 4 negatives: 2 hardest + 2 random), {res['config']['steps']} steps "
+        f"ResNet-18/8, Triplet-Siamese (margin 0.5, 4 negatives: 2 hardest + 2 random; views: crop 0.5-1, colour jitter, "
+        f"grayscale), {res['config']['steps']} steps "
         f"of {res['config']['batch']} pairs per arm; linear probe for the category on frames of held-out instances "
         f"({res['config']['probe_tracks']} tracks to train it, {res['config']['probe_tracks']} other tracks to test). "
         f"{len(seeds)} seeds.",
