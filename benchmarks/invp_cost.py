@@ -39,7 +39,7 @@ def _one(size: int, dtype_name: str, steps: int) -> dict:
     import torch
 
     from invlab.losses.invariance_propagation import invariance_propagation_loss, propagate
-    from invlab.nn.memory_bank import MemoryBank
+    from invlab.losses.memory_bank import MemoryBank
 
     torch.set_num_threads(1)
     dtype = {"float32": torch.float32, "float16": torch.float16}[dtype_name]

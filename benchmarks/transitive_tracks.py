@@ -48,7 +48,14 @@ from invlab.losses.transitive import inter_instance_edges
 from invlab.methods.optim import OptimSpec
 from invlab.methods.transitive_invariance import TransitiveInvariance, mine_pairs
 from invlab.nn import Encoder, HeadSpec, resnet18
-from invlab.transforms import ColorJitter, Compose, Grayscale, MultiViewSampler, RandomApply, RandomResizedCrop
+from invlab.transforms import (
+    ColorJitter,
+    Compose,
+    Grayscale,
+    MultiViewSampler,
+    RandomApply,
+    RandomResizedCrop,
+)
 
 HERE = Path(__file__).resolve().parent
 ARMS = ("intra_only", "inter_only", "transitive")

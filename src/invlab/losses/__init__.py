@@ -22,6 +22,7 @@ from invlab.losses.invariance_propagation import (  # noqa: E402
     invariance_propagation_loss,
     propagate,
 )
+from invlab.losses.memory_bank import MemoryBank, bank_similarities, bank_topk  # noqa: E402
 from invlab.losses.transitive import (  # noqa: E402
     inter_instance_edges,
     intra_instance_edges,
@@ -31,6 +32,6 @@ from invlab.losses.transitive import (  # noqa: E402
 )
 
 __all__ += [
-    "InvPLossOutput", "hard_positives", "invariance_propagation_loss", "propagate", "inter_instance_edges",
+    "MemoryBank", "bank_similarities", "bank_topk", "InvPLossOutput", "hard_positives", "invariance_propagation_loss", "propagate", "inter_instance_edges",
     "intra_instance_edges", "select_negatives", "transitive_pairs", "triplet_ranking_loss",
 ]

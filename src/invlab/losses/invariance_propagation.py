@@ -2,7 +2,7 @@
 "Unsupervised Representation Learning by Invariance Propagation", NeurIPS 2020).
 
 Plain tensor code; the memory bank it reads is a ``(N, D)`` tensor of unit rows
-(:class:`invlab.nn.memory_bank.MemoryBank` keeps one).
+(:class:`invlab.losses.memory_bank.MemoryBank` keeps one).
 
 - :func:`propagate`: positive candidates by chaining a directed k-NN graph's neighbour
   lists ``steps`` times (``k + k^2 + ... + k^steps`` at most), each sample once, the
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from invlab.nn.memory_bank import bank_similarities, bank_topk
+from invlab.losses.memory_bank import bank_similarities, bank_topk
 
 __all__ = ["propagate", "hard_positives", "InvPLossOutput", "invariance_propagation_loss"]
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from invlab import distributed
-from invlab.nn.memory_bank import bank_topk
+from invlab.losses.memory_bank import bank_topk
 
 __all__ = [
     "intra_instance_edges", "inter_instance_edges", "transitive_pairs", "select_negatives",

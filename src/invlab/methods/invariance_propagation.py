@@ -11,7 +11,7 @@
         loss = -log p(i | z)  +  w * -log sum_{p in Pos} p(p | z)      (w = 0.6, t = 0.07)
         after backward: v_i <- normalise(m v_i + (1 - m) z)   (m = 0.5);  nb[i] <- first k of Neg
 
-The memory bank (:class:`~invlab.nn.memory_bank.MemoryBank`) is created when training
+The memory bank (:class:`~invlab.losses.memory_bank.MemoryBank`) is created when training
 starts, one row per training sample; its embeddings and k-NN lists are registered
 buffers, so checkpoints carry them and a resumed run is exact. Positives of every step
 are inspectable (``last_positives``) and their count, cosine similarity and — where the
@@ -28,9 +28,9 @@ from torch import Tensor
 
 from invlab.errors import ConfigError
 from invlab.losses.invariance_propagation import invariance_propagation_loss, propagate
+from invlab.losses.memory_bank import MemoryBank
 from invlab.methods.base import SSLMethod, StepOutput
 from invlab.nn.heads import HeadSpec
-from invlab.nn.memory_bank import MemoryBank
 from invlab.transforms.views import Views
 
 __all__ = ["InvariancePropagation", "InvariancePropagationParams", "BANK_DTYPES"]

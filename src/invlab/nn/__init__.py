@@ -12,6 +12,3 @@ from invlab.nn.encoder import Encoder  # noqa: E402
 from invlab.nn.patch_transformer import PatchTransformer  # noqa: E402
 
 __all__ += ["Encoder", "PatchTransformer"]
-from invlab.nn.memory_bank import MemoryBank, bank_similarities, bank_topk  # noqa: E402
-
-__all__ += ["MemoryBank", "bank_similarities", "bank_topk"]

@@ -1,4 +1,4 @@
-"""Memory bank: momentum update, storage types, chunked search, gradients, checkpoints,
+"""Memory bank (losses/memory_bank.py): momentum update, storage types, chunked search, gradients, checkpoints,
 bad input, and DDP consistency (two gloo processes end every step with the same bank)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from invlab.errors import CheckpointError
-from invlab.nn.memory_bank import MemoryBank, bank_similarities, bank_topk
+from invlab.losses.memory_bank import MemoryBank, bank_similarities, bank_topk
 
 
 def _unit(n, d, seed=0, dtype=torch.float32):
@@ -92,7 +92,7 @@ def test_topk_excludes_own_entry_and_groups():
 
 @pytest.mark.parametrize("dense", [False, True])
 def test_bank_similarities_values_and_gradient(dense, monkeypatch):
-    import invlab.nn.memory_bank as mb
+    import invlab.losses.memory_bank as mb
 
     monkeypatch.setattr(mb, "CHUNK_ELEMENTS", 64)  # several chunks either way
     bank = _unit(40, 5, dtype=torch.float64)
