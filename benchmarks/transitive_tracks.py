@@ -62,13 +62,15 @@ ARMS = ("intra_only", "inter_only", "transitive")
 KINDS = {"intra_only": ["intra"], "inter_only": ["inter"], "transitive": ["intra", "inter", "transitive"]}
 
 
-def track_frames(num_tracks: int, num_frames: int, num_classes: int, split: str, seed: int = 0):
+def track_frames(num_tracks: int, num_frames: int, num_classes: int, split: str, seed: int = 0,
+                 num_backgrounds: int = 867, object_scale: float = 0.5):
     """Frames of ``num_tracks`` object tracks as an ImageArray (labels = category) and the
     track (instance) of every frame."""
     from invlab.data.video import ControlledVideos
 
     videos = ControlledVideos(num_tracks, motions=["track"], num_classes=num_classes, num_frames=num_frames,
-                              image_size=32, split=split, structure_seed=0, content_seed=seed, motion_seed=seed)
+                              image_size=32, split=split, structure_seed=0, content_seed=seed, motion_seed=seed,
+                              num_backgrounds=num_backgrounds, object_scale=object_scale)
     clips = videos.videos(range(num_tracks))  # uint8 (B, C, T, H, W)
     frames = clips.transpose(1, 2).reshape(-1, *clips.shape[1:2], *clips.shape[3:]).numpy()
     labels = np.repeat(np.asarray(videos.factors["appearance"], dtype=np.int64), num_frames)
@@ -112,9 +114,10 @@ def precision(pairs: torch.Tensor, labels: np.ndarray) -> float | None:
 
 
 def run_seed(seed: int, args) -> dict:
-    train_data, track = track_frames(args.tracks, args.frames, args.classes, "train", seed)
-    probe_train, _ = track_frames(args.probe_tracks, args.frames, args.classes, "val", seed)
-    probe_test, _ = track_frames(args.probe_tracks, args.frames, args.classes, "test", seed)
+    world = {"num_backgrounds": args.num_backgrounds, "object_scale": args.object_scale}
+    train_data, track = track_frames(args.tracks, args.frames, args.classes, "train", seed, **world)
+    probe_train, _ = track_frames(args.probe_tracks, args.frames, args.classes, "val", seed, **world)
+    probe_test, _ = track_frames(args.probe_tracks, args.frames, args.classes, "test", seed, **world)
     out: dict = {"seed": seed}
     untrained = build_method(seed, args.lr, args.steps)
     out["untrained"] = probe(untrained.encoder, probe_train, probe_test, args.classes, seed)
@@ -145,12 +148,13 @@ def _stats(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def markdown(res: dict) -> str:
+def markdown(res: dict, key: str) -> str:
     seeds = res["seeds"]
     lines = [
-        "# Transitive Invariance on controlled object tracks",
+        f"# Transitive Invariance on controlled object tracks ({key})",
         "",
-        f"{res['config']['tracks']} training tracks x {res['config']['frames']} frames, {res['config']['classes']} categories; "
+        f"{res['config']['tracks']} training tracks x {res['config']['frames']} frames, {res['config']['classes']} categories, "
+        f"{res['config']['num_backgrounds']} background crops, object scale {res['config']['object_scale']}; "
         f"ResNet-18/8, Triplet-Siamese (margin 0.5, 4 negatives: 2 hardest + 2 random; views: crop 0.5-1, colour jitter, "
         f"grayscale), {res['config']['steps']} steps "
         f"of {res['config']['batch']} pairs per arm; linear probe for the category on frames of held-out instances "
@@ -180,6 +184,13 @@ def markdown(res: dict) -> str:
         f"(transitive higher in {wins_i} of {len(t)} seeds); transitive minus inter-only: "
         f"{_stats([a - b for a, b in zip(t, e)])[0]:+.3f} (higher in {wins_e} of {len(t)} seeds)."
     )
+    means = {arm: _stats(res[arm]) for arm in ("untrained",) + ARMS}
+    gap = max(abs(m - chance) for m, _ in means.values())
+    sd = max(s for _, s in means.values())
+    verdict = ("no arm is distinguishable from chance at this budget" if gap < 2 * sd
+               else "at least one arm is further from chance than two seed standard deviations")
+    lines.append(f"- Every arm's mean probe accuracy is within {gap:.3f} of chance ({chance:.3f}), with seed standard "
+                 f"deviations up to {sd:.3f}: {verdict}.")
     inter_prec = [r["precision"]["inter"] for r in res["per_seed"]]
     trans_prec = [r["precision"]["transitive"] for r in res["per_seed"] if r["precision"]["transitive"] is not None]
     lines.append(
@@ -200,6 +211,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--keep-fraction", type=float, default=0.5)
+    parser.add_argument("--num-backgrounds", type=int, default=867, help="1: every instance on the same background")
+    parser.add_argument("--object-scale", type=float, default=0.5)
+    parser.add_argument("--key", default="default", help="result block; 'default' also fills the top-level lists")
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -208,17 +222,23 @@ def main() -> None:
     for seed in args.seeds:
         per_seed.append(run_seed(seed, args))
         print(json.dumps(per_seed[-1]), flush=True)
-    res = {
+    block = {
         "seeds": args.seeds, "per_seed": per_seed,
         **{arm: [r[arm] for r in per_seed] for arm in ("untrained",) + ARMS},
-        "config": {k: v for k, v in vars(args).items() if k not in ("out", "seeds")},
+        "config": {k: v for k, v in vars(args).items() if k not in ("out", "seeds", "key")},
         "load_before": load_before, "load_after": os.getloadavg(),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "transitive_tracks.json").write_text(json.dumps(res, indent=2) + "\n")
-    (out / "transitive_tracks.md").write_text(markdown(res))
-    print(markdown(res))
+    path = out / "transitive_tracks.json"
+    res = json.loads(path.read_text()) if path.exists() else {}
+    res[args.key] = block
+    if args.key == "default":
+        res.update({arm: block[arm] for arm in ("untrained",) + ARMS})
+    path.write_text(json.dumps(res, indent=2) + "\n")
+    md = "\n".join(markdown(res[k], k) for k in res if isinstance(res[k], dict) and "per_seed" in res[k])
+    (out / "transitive_tracks.md").write_text(md)
+    print(md)
 
 
 if __name__ == "__main__":
