@@ -22,12 +22,12 @@ def build_method(cfg, mean: list[float], std: list[float], channels: int, num_cl
     ``SSLMethod`` constructor contract plus the ``params`` section as keyword arguments."""
     encoder = build_encoder(cfg, mean, std, channels)
     views = MultiViewSampler(build_pipelines(cfg))
-    kwargs = METHODS[cfg.method].param_kwargs(cfg.params)
+    spec = METHODS[cfg.method]
+    kwargs = spec.param_kwargs(cfg.params)
     if cfg.model.projector is not None:
         kwargs["projector"] = cfg.model.projector
     if cfg.model.predictor is not None:
         kwargs["predictor"] = cfg.model.predictor
-    spec = METHODS[cfg.method]
     return spec.cls(
         encoder, views,
         num_classes=num_classes if cfg.monitor.probe or cfg.monitor.knn or spec.needs_labels else None,
