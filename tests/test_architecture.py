@@ -9,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import invlab
-
-SRC = Path(invlab.__file__).resolve().parent.parent
-ROOT = SRC.parent
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
 PYPROJECT = ROOT / "pyproject.toml"
 
 
