@@ -30,10 +30,11 @@ from invlab.errors import ConfigError
 from invlab.losses.invariance_propagation import invariance_propagation_loss, propagate
 from invlab.losses.memory_bank import MemoryBank
 from invlab.methods.base import SSLMethod, StepOutput
+from invlab.methods.spec import MethodSpec
 from invlab.nn.heads import HeadSpec
 from invlab.transforms.views import Views
 
-__all__ = ["InvariancePropagation", "InvariancePropagationParams", "BANK_DTYPES"]
+__all__ = ["InvariancePropagation", "InvariancePropagationParams", "BANK_DTYPES", "SPEC", "check_params"]
 
 BANK_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -193,3 +194,12 @@ def check_params(p: InvariancePropagationParams) -> None:
     for key, ok, what in checks:
         if not ok:
             raise ConfigError(f"recipe key 'params.{key}' {what}, got {getattr(p, key)!r}")
+
+
+def _validate(cfg) -> None:
+    # the bank's size is the training set's, known once the data is read (init_bank checks it)
+    check_params(cfg.params)
+
+
+SPEC = MethodSpec(name="invariance_propagation", modality="image", cls=InvariancePropagation,
+                  params=InvariancePropagationParams, views=1, validate=_validate)
