@@ -191,6 +191,9 @@ def markdown(res: dict, key: str) -> str:
                else "at least one arm is further from chance than two seed standard deviations")
     lines.append(f"- Every arm's mean probe accuracy is within {gap:.3f} of chance ({chance:.3f}), with seed standard "
                  f"deviations up to {sd:.3f}: {verdict}.")
+    best = max(ARMS, key=lambda arm: means[arm][0])
+    lines.append(f"- The best trained arm ({best}) is {means[best][0] - means['untrained'][0]:+.3f} relative to the "
+                 "untrained encoder.")
     inter_prec = [r["precision"]["inter"] for r in res["per_seed"]]
     trans_prec = [r["precision"]["transitive"] for r in res["per_seed"] if r["precision"]["transitive"] is not None]
     lines.append(
