@@ -2,14 +2,6 @@
 controlled video generator (appearance and motion as independent labels)."""
 
 from invlab.data.video.arrays import VideoArray
-from invlab.data.video.controlled import (
-    MOTIONS,
-    TEXTURES,
-    ControlledVideos,
-    ControlledVideoSpec,
-    write_hmdb51,
-    write_ucf101,
-)
 from invlab.data.video.clips import (
     ClipDataset,
     EpochClipSampler,
@@ -17,6 +9,14 @@ from invlab.data.video.clips import (
     clip_indices,
     clip_loader,
     clip_span,
+)
+from invlab.data.video.controlled import (
+    MOTIONS,
+    TEXTURES,
+    ControlledVideos,
+    ControlledVideoSpec,
+    write_hmdb51,
+    write_ucf101,
 )
 from invlab.data.video.decoded import DecodedVideos, decode_videos
 from invlab.data.video.io import VIDEO_EXTENSIONS, VideoInfo, probe_video, read_video, write_video
