@@ -9,6 +9,7 @@ from torch import nn
 
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.nn.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from invlab.nn.video_resnet import r2plus1d_18, r3d_18
 
 __all__ = ["BACKBONES", "build_backbone", "backbone_from_config"]
 
@@ -17,6 +18,8 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet34": resnet34,
     "resnet50": resnet50,
     "patch_transformer": PatchTransformer,  # time series (TimeDRL)
+    "r3d_18": r3d_18,  # video (N, C, T, H, W)
+    "r2plus1d_18": r2plus1d_18,
 }
 
 
@@ -34,4 +37,5 @@ def backbone_from_config(config: dict[str, Any]) -> nn.Module:
         block = BasicBlock if kind == "basic" else Bottleneck
         return ResNet(block, **config)
     name = config.pop("name", kind)
+    config.pop("arch_kind", None)  # video ResNets: implied by the name
     return build_backbone(name, **config)
