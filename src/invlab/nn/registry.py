@@ -9,7 +9,7 @@ from torch import nn
 
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.nn.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
-from invlab.nn.video_resnet import r2plus1d_18, r3d_18
+from invlab.nn.video_resnet import VideoResNet, r2plus1d_18, r3d_18
 
 __all__ = ["BACKBONES", "build_backbone", "backbone_from_config"]
 
@@ -20,6 +20,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "patch_transformer": PatchTransformer,  # time series (TimeDRL)
     "r3d_18": r3d_18,  # video (N, C, T, H, W)
     "r2plus1d_18": r2plus1d_18,
+    "video_resnet": VideoResNet,
 }
 
 
@@ -37,5 +38,4 @@ def backbone_from_config(config: dict[str, Any]) -> nn.Module:
         block = BasicBlock if kind == "basic" else Bottleneck
         return ResNet(block, **config)
     name = config.pop("name", kind)
-    config.pop("arch_kind", None)  # video ResNets: implied by the name
     return build_backbone(name, **config)

@@ -65,24 +65,25 @@ class VideoResNet(nn.Module):
     """A 3D ResNet without a classifier.
 
     Args:
-        arch: ``"r3d"`` (full 3x3x3 convolutions) or ``"r2plus1d"`` (factorised).
+        conv: ``"r3d"`` (full 3x3x3 convolutions) or ``"r2plus1d"`` (factorised).
         layers: blocks per stage (``(2, 2, 2, 2)``: the 18-layer network).
         width: channels of ``res2`` (64 standard); stages use ``width * (1, 2, 4, 8)``.
         in_channels: 3 (RGB) or 1.
         stem_stride: spatial stride of the stem (2 standard, 1 for tiny frames).
     """
 
-    def __init__(self, arch: str = "r3d", layers: Sequence[int] = (2, 2, 2, 2), width: int = 64,
+    def __init__(self, conv: str = "r3d", layers: Sequence[int] = (2, 2, 2, 2), width: int = 64,
                  in_channels: int = 3, stem_stride: int = 2):
         super().__init__()
-        if arch not in ("r3d", "r2plus1d"):
-            raise ValueError(f"arch must be 'r3d' or 'r2plus1d', got {arch!r}")
+        if conv not in ("r3d", "r2plus1d"):
+            raise ValueError(f"conv must be 'r3d' or 'r2plus1d', got {conv!r}")
         if width < 1 or in_channels < 1 or stem_stride not in (1, 2) or len(layers) != 4:
             raise ValueError(f"need width >= 1, in_channels >= 1, stem_stride 1 or 2 and 4 stages; got {width}, "
                              f"{in_channels}, {stem_stride}, {list(layers)}")
-        self.config = {"name": f"{arch}_18" if list(layers) == [2, 2, 2, 2] else "video_resnet", "arch_kind": arch,
-                       "layers": list(layers), "width": width, "in_channels": in_channels, "stem_stride": stem_stride}
+        self.config = {"name": "video_resnet", "conv": conv, "layers": list(layers), "width": width,
+                       "in_channels": in_channels, "stem_stride": stem_stride}
         s = stem_stride
+        arch = conv
         if arch == "r3d":
             conv = _conv3d
             self.stem = nn.Sequential(nn.Conv3d(in_channels, width, (3, 7, 7), (1, s, s), (1, 3, 3), bias=False),
