@@ -108,6 +108,13 @@ def test_class_folders(ucf, tmp_path):
     assert train.classes == ["Grow", "Right", "Up"]
     assert len(train) + len(test) == 15 and not set(train.paths) & set(test.paths)
     assert class_folder_split(ucf, "train", 0.6).paths == train.paths  # seeded
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(ucf, copy)
+    (copy / "Up" / "notes.txt").write_text("not a video")
+    (copy / "Up" / ".DS_Store").write_bytes(b"\0")
+    assert len(class_folder_split(copy, "train", 0.6)) == len(train)  # ignored
     empty = tmp_path / "e"
     (empty / "a").mkdir(parents=True)
     with pytest.raises(DataError, match="contains no videos"):
