@@ -51,3 +51,25 @@ def test_video_level_averaging_beats_single_clips_on_noisy_clips():
     assert set(r.cv_accuracy) == {0.1, 1.0}
     clean = video_probe(_features(60, 1, 0.1, 2), _features(30, 2, 0.1, 3), grid=(1.0,))
     assert clean.clip_top1 == 1.0 and clean.video_top1 == 1.0
+
+
+def test_invariance_of_a_video_encoder_per_stage():
+    from invlab.evaluation import invariance_score
+    from invlab.nn import Encoder, r3d_18
+    from invlab.transforms.video import FrameShuffle
+
+    torch.manual_seed(0)
+    enc = Encoder(r3d_18(width=4, stem_stride=1), [0.5] * 3, [0.25] * 3)
+    clips = torch.rand(12, 3, 4, 8, 8)
+    s = invariance_score(enc, clips, "reverse", layers=["res3", "output"], pool="mean", bootstrap=50)
+    assert set(s) == {"res3", "output"} and all(0 <= v.score < 2 for v in s.values())
+
+    class Pooled(nn.Module):  # averages over time: exactly invariant to frame order
+        def forward(self, x):
+            return x.mean(2).flatten(1)
+
+    assert invariance_score(Pooled(), clips, FrameShuffle(p=1.0), bootstrap=50)["output"].score < 1e-6
+    spatial = invariance_score(Pooled(), clips, {"name": "rotate", "degrees": [90, 90]}, bootstrap=50)["output"]
+    assert spatial.score < 1e-6  # both twins get the same 90-degree rotation
+    moved = invariance_score(Pooled(), clips, {"name": "rotate", "degrees": [0, 180]}, bootstrap=50)["output"]
+    assert moved.score > 0.1

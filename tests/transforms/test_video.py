@@ -131,3 +131,16 @@ def test_bad_specs():
     with pytest.raises(ConfigError, match="cannot share 'blur'"):
         _pairs().sample_pair(2, None, (20, 20), ["blur"])
     assert isinstance(_pairs(), ClipPairs)
+
+
+def test_build_video_transform():
+    from invlab.transforms.video import build_video_transform
+
+    assert isinstance(build_video_transform("reverse"), Reverse)
+    assert isinstance(build_video_transform({"name": "temporal_crop", "length": 2}), TemporalCrop)
+    s = build_video_transform({"name": "rotate", "degrees": [0, 90]})
+    assert isinstance(s, Spatial) and s.name == "rotate"
+    t = Reverse()
+    assert build_video_transform(t) is t
+    with pytest.raises(ConfigError, match="unknown transform"):
+        build_video_transform("nope")

@@ -35,11 +35,11 @@ from invlab.transforms.base import (
     _bernoulli,
     _check_probability,
 )
-from invlab.transforms.registry import build_pipeline
+from invlab.transforms.registry import build_pipeline, build_transform
 
 __all__ = [
     "Spatial", "TemporalCrop", "Reverse", "FrameShuffle", "ClipPairs", "VIDEO_TRANSFORMS", "build_temporal",
-    "build_video_pipeline", "frames_of", "clips_of",
+    "build_video_pipeline", "build_video_transform", "frames_of", "clips_of",
 ]
 
 
@@ -243,6 +243,18 @@ def build_temporal(specs: Sequence[Mapping[str, Any] | str], where: str = "tempo
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{where}[{i}]: {name}: {err}") from None
     return Compose(out, name="temporal")
+
+
+def build_video_transform(spec: Mapping[str, Any] | str | Transform, where: str = "transform") -> Transform:
+    """One clip transform: a Transform instance as is, a temporal name or spec
+    (:data:`VIDEO_TRANSFORMS`), or an image transform name or spec wrapped in
+    :class:`Spatial` (one draw per clip)."""
+    if isinstance(spec, Transform):
+        return spec
+    name = spec if isinstance(spec, str) else dict(spec).get("name")
+    if name in VIDEO_TRANSFORMS:
+        return build_temporal([spec], where).transforms[0]
+    return Spatial(build_transform(spec, where))
 
 
 def build_video_pipeline(temporal: Sequence[Any], spatial: Sequence[Any], where: str = "augment") -> ClipPairs:
