@@ -157,6 +157,8 @@ def train_arm(arm: str, seed: int, epochs: int, work: Path) -> dict:
     t0 = time.perf_counter()
     trainer.fit(method, datamodule=dm)
     wall = time.perf_counter() - t0
+    if trainer.interrupted or trainer.current_epoch < epochs:
+        raise SystemExit(f"{arm} seed {seed}: training stopped early (epoch {trainer.current_epoch}); nothing saved")
     steps_per_epoch = len(videos) // CONFIG["train"]["batch_size"]
     forwards = 2 * len(method.subtasks)  # clip forwards per video per step
     epoch = float(np.median(timer.times))
