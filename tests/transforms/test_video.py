@@ -61,6 +61,8 @@ def test_temporal_crop_indices_speed_and_bounds():
     x = torch.arange(10.0).view(1, 1, 10, 1, 1).expand(4, 2, 10, 3, 3)
     y = t.apply(x, {"start": torch.tensor([0.0, 1.0, 0.5, 1.0]), "speed": torch.tensor([0, 0, 1, 1])})
     assert y[:, 0, :, 0, 0].tolist() == idx.float().tolist()
+    half = TemporalCrop().indices(10, {"start": torch.tensor([1.0]), "speed": torch.tensor([0])})
+    assert half.tolist() == [[5, 6, 7, 8, 9]]  # no length: half the window
     short = t.indices(2, {"start": torch.tensor([0.3]), "speed": torch.tensor([1])})
     assert short.tolist() == [[0, 1, 1]]  # last frame repeated
     with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):

@@ -105,7 +105,8 @@ def _gather_frames(x: Tensor, index: Tensor) -> Tensor:
 
 
 class TemporalCrop(Transform):
-    """``length`` frames every ``stride`` frames from a window of ``L >= length`` frames.
+    """``length`` frames every ``stride`` frames from a window of ``L >= length`` frames
+    (``length=None``: half the window, at least one frame).
 
     Parameters: ``start`` in ``[0, 1]`` (where the clip starts within the free range
     ``L - span``; 0 = first frame, 1 = as late as possible) and ``speed`` (index into
@@ -115,11 +116,11 @@ class TemporalCrop(Transform):
 
     name = "temporal_crop"
 
-    def __init__(self, length: int, strides: Sequence[int] = (1,)):
+    def __init__(self, length: int | None = None, strides: Sequence[int] = (1,)):
         strides = [int(s) for s in strides]
-        if length < 1 or not strides or min(strides) < 1:
+        if (length is not None and length < 1) or not strides or min(strides) < 1:
             raise ValueError(f"temporal_crop needs length >= 1 and strides >= 1, got {length}, {strides}")
-        self.length, self.strides = int(length), strides
+        self.length, self.strides = (None if length is None else int(length)), strides
 
     def param_specs(self):
         specs = {"start": ParamSpec("continuous", 0.0, 1.0)}
@@ -136,10 +137,11 @@ class TemporalCrop(Transform):
 
     def indices(self, window: int, params: Params) -> Tensor:
         """Frame indices ``(B, length)`` within a window of ``window`` frames."""
+        length = self.length if self.length is not None else max(1, window // 2)
         stride = torch.tensor(self.strides)[params["speed"].long().cpu()]
-        free = (window - ((self.length - 1) * stride + 1)).clamp_min(0)
+        free = (window - ((length - 1) * stride + 1)).clamp_min(0)
         start = torch.round(params["start"].cpu().double() * free).long()
-        idx = start.view(-1, 1) + stride.view(-1, 1) * torch.arange(self.length).view(1, -1)
+        idx = start.view(-1, 1) + stride.view(-1, 1) * torch.arange(length).view(1, -1)
         return idx.clamp_max(window - 1)
 
     def apply(self, x, params):
