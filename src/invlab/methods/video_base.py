@@ -53,6 +53,3 @@ class VideoSSLMethod(SSLMethod):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         super().validation_step({"image": batch["video"], "label": batch["label"]}, batch_idx, dataloader_idx)
-
-    def setup(self, stage: str) -> None:
-        pass
