@@ -53,7 +53,7 @@ def test_invariance_weights_follow_a_running_estimate_and_sum_to_one():
     for step in range(4):
         sims = torch.tensor([0.1 * step - 0.5, 0.2, 0.9])
         total, weights = w(losses, sims)
-        expected = [0.8 * e + 0.2 * (1 + float(c)) / 2 for e, c in zip(expected, sims)]
+        expected = [0.8 * e + 0.2 * min(1.0, max(0.01, float(c))) for e, c in zip(expected, sims)]
         norm = [e / sum(expected) for e in expected]
         assert weights.tolist() == pytest.approx(norm, rel=1e-6)
         assert float(weights.sum()) == pytest.approx(1.0)

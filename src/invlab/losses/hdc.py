@@ -8,8 +8,8 @@ one, from :class:`StageWeights`:
 
 - ``"invariance"`` (default): ``w_s`` proportional to a running (exponential moving
   average, momentum ``m``) estimate of stage ``s``'s instance invariance, measured as
-  the mean cosine similarity of its positive pairs mapped to ``[0, 1]``
-  (``(1 + cos) / 2``); detached (the weights are not trained), averaged over processes,
+  the mean cosine similarity of its positive pairs, clamped to ``[0.01, 1]`` (a stage
+  whose positives disagree keeps a small weight and can recover); detached (the weights are not trained), averaged over processes,
   kept in buffers (checkpointed, so resume is exact). The more invariant a stage
   already is, the more its contrast counts; shallow stages that cannot be very
   invariant do not dominate. Estimates start at 1 (equal weights).
@@ -33,6 +33,7 @@ from invlab.losses.contrastive import nt_xent
 __all__ = ["WEIGHTINGS", "positive_similarity", "global_pool", "StageWeights", "multi_stage_nt_xent"]
 
 WEIGHTINGS = ("invariance", "fixed", "learned")
+MIN_LEVEL = 0.01  # floor of a stage's invariance estimate
 
 
 def global_pool(x: Tensor) -> Tensor:
@@ -95,8 +96,8 @@ class StageWeights(nn.Module):
     def update(self, similarities: Tensor) -> None:
         """Fold this step's mean positive cosines ``(S,)`` (averaged over processes)
         into the running invariance estimate."""
-        level = (1.0 + distributed.all_reduce_mean(similarities.detach().float().to(self.invariance.device))) / 2.0
-        self.invariance.mul_(self.momentum).add_((1.0 - self.momentum) * level.clamp(1e-4, 1.0))
+        level = distributed.all_reduce_mean(similarities.detach().float().to(self.invariance.device))
+        self.invariance.mul_(self.momentum).add_((1.0 - self.momentum) * level.clamp(MIN_LEVEL, 1.0))
 
     def forward(self, losses: Tensor, similarities: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if losses.shape != (len(self.stages),):
