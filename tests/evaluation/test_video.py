@@ -73,3 +73,24 @@ def test_invariance_of_a_video_encoder_per_stage():
     assert spatial.score < 1e-6  # both twins get the same 90-degree rotation
     moved = invariance_score(Pooled(), clips, {"name": "rotate", "degrees": [0, 180]}, bootstrap=50)["output"]
     assert moved.score > 0.1
+
+
+@pytest.mark.slow
+def test_finetune_learns_an_easy_task_and_leaves_the_encoder_untouched():
+    from invlab.data.video import ControlledVideos
+    from invlab.evaluation.video import finetune
+    from invlab.nn import Encoder, r3d_18
+
+    # brighten vs darken: an easy motion task for a tiny network
+    kw = dict(num_frames=6, image_size=16, motions=["brighten", "darken"], num_classes=2)
+    train = DecodedVideos.from_array(ControlledVideos(48, **kw).to_video_array("motion"))
+    test = DecodedVideos.from_array(ControlledVideos(24, split="test", **kw).to_video_array("motion"))
+    torch.manual_seed(0)
+    enc = Encoder(r3d_18(width=4, stem_stride=1), [0.5] * 3, [0.25] * 3)
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    r = finetune(enc, train, test, clip_len=4, num_clips=2, epochs=6, lr=0.05, batch_size=8)
+    assert r.history[-1] < r.history[0]
+    assert r.video_top1 >= 0.75 and 0 <= r.clip_top1 <= 1
+    assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())  # a copy was trained
+    again = finetune(enc, train, test, clip_len=4, num_clips=2, epochs=6, lr=0.05, batch_size=8)
+    assert again.history == r.history  # seeded

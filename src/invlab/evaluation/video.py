@@ -21,7 +21,7 @@ from invlab.data.video.clips import ClipDataset
 from invlab.data.video.decoded import DecodedVideos
 from invlab.evaluation.classification import DEFAULT_C_GRID
 
-__all__ = ["ClipFeatures", "encode_clips", "video_probe", "VideoProbeResult"]
+__all__ = ["ClipFeatures", "encode_clips", "video_probe", "VideoProbeResult", "finetune", "FinetuneResult"]
 
 
 @dataclass
@@ -131,3 +131,85 @@ def video_probe(train: ClipFeatures, test: ClipFeatures, stage: str = "pool", gr
     video_label[inverse] = yte
     video_top1 = float((classes[mean.argmax(1)] == video_label).mean())
     return VideoProbeResult(clip_top1, video_top1, best, cv)
+
+
+@dataclass
+class FinetuneResult:
+    clip_top1: float
+    video_top1: float
+    train_top1: float
+    epochs: int
+    history: list[float] = field(default_factory=list)
+
+
+def finetune(encoder: nn.Module, train: DecodedVideos, test: DecodedVideos, clip_len: int, stride: int = 1,
+             num_clips: int = 1, epochs: int = 10, lr: float = 0.01, weight_decay: float = 1e-4, batch_size: int = 16,
+             seed: int = 0, transform=None, device: str | torch.device | None = None) -> FinetuneResult:
+    """Fine-tune a copy of ``encoder`` with a linear head end to end (SGD with momentum,
+    cosine schedule, cross-entropy) on one random clip per training video per epoch
+    (offsets a function of ``(seed, epoch, video)``), then score ``num_clips`` uniform clips
+    per test video: clip level and video level (mean softmax). The last epoch's model is
+    scored (nothing is selected on test). ``transform``: a deterministic clip transform
+    applied first (e.g. a resize to the pretraining size)."""
+    import copy
+    import math
+
+    import torch.nn.functional as F
+
+    from invlab.data.video.clips import ClipDataset
+
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if device is None:
+        first = next(iter(encoder.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
+    torch.manual_seed(seed)
+    model = copy.deepcopy(encoder).to(device).train()
+    feature_dim = getattr(model, "feature_dim", None)
+    if feature_dim is None:
+        raise ValueError("fine-tuning needs an encoder with a feature_dim")
+    head = nn.Linear(feature_dim, train.num_classes).to(device)
+    params = list(model.parameters()) + list(head.parameters())
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    n = len(train)
+    steps = epochs * math.ceil(n / batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    ds = ClipDataset(train, clip_len, stride, "random", seed=seed)
+
+    def prep(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device).float().div_(255.0)
+        return transform.apply(x, transform.identity_params(x.shape[0], x.device)) if transform is not None else x
+
+    history = []
+    correct = 0
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).numpy()
+        total, correct = 0.0, 0
+        for s in range(0, n, batch_size):
+            batch = ds.__getitems__((order[s: s + batch_size] + epoch * n).tolist())
+            logits = head(model(prep(batch["video"])))
+            y = batch["label"].to(device)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+        history.append(total / n)
+    model.eval()
+    test_ds = ClipDataset(test, clip_len, stride, "uniform", num_clips)
+    probs, rows = [], []
+    with torch.no_grad():
+        for s in range(0, len(test_ds), batch_size):
+            batch = test_ds.__getitems__(list(range(s, min(len(test_ds), s + batch_size))))
+            probs.append(torch.softmax(head(model(prep(batch["video"]))), 1).cpu().numpy())
+            rows.append(batch["index"].numpy())
+    p, video = np.concatenate(probs), np.concatenate(rows)
+    y = test.labels[video]
+    clip_top1 = float((p.argmax(1) == y).mean())
+    vids, inverse = np.unique(video, return_inverse=True)
+    mean = np.zeros((len(vids), p.shape[1]))
+    np.add.at(mean, inverse, p)
+    video_top1 = float((mean.argmax(1) == test.labels[vids]).mean())
+    return FinetuneResult(clip_top1, video_top1, correct / n, epochs, history)
