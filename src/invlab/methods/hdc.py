@@ -23,16 +23,25 @@ TC-only. Which families each subtask shares is configurable (any of ``temporal``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from invlab.losses.hdc import StageWeights, global_pool, multi_stage_nt_xent, positive_similarity
+from invlab.errors import ConfigError
+from invlab.losses.hdc import (
+    WEIGHTINGS,
+    StageWeights,
+    global_pool,
+    multi_stage_nt_xent,
+    positive_similarity,
+)
 from invlab.methods.base import StepOutput
+from invlab.methods.spec import MethodSpec, check_choice
 from invlab.methods.video_base import VideoSSLMethod
 from invlab.nn.heads import MLP
 
-__all__ = ["HDC", "ClipSimCLR", "DEFAULT_SUBTASKS"]
+__all__ = ["HDC", "ClipSimCLR", "DEFAULT_SUBTASKS", "HDCParams", "ClipSimCLRParams", "SPECS"]
 
 DEFAULT_SUBTASKS = {"sc": ["spatial"], "tc": ["temporal"]}
 
@@ -109,3 +118,62 @@ class ClipSimCLR(HDC):
     def __init__(self, encoder, pairs, *, stage: str = "res5", **kwargs):
         kwargs.setdefault("weighting", "fixed")
         super().__init__(encoder, pairs, subtasks={"clip": []}, stages=(stage,), **kwargs)
+
+
+@dataclass
+class HDCParams:
+    """The ``params`` section of ``method: hdc`` (keyword arguments of :class:`HDC`)."""
+
+    subtasks: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_SUBTASKS.items()})
+    subtask_weights: dict[str, float] | None = None  # default 1 each
+    stages: list[str] = field(default_factory=lambda: ["res3", "res4", "res5"])
+    head_hidden: int = 512
+    head_out: int = 128
+    temperature: float = 0.5
+    weighting: str = "invariance"  # invariance | fixed | learned
+    momentum: float = 0.9  # of the running invariance estimate
+    fixed_weights: list[float] | None = None  # weighting=fixed: one per stage (normalised)
+    gather: bool | None = None
+
+
+@dataclass
+class ClipSimCLRParams:
+    """The ``params`` section of ``method: clip_simclr`` (the undecoupled baseline)."""
+
+    stage: str = "res5"
+    head_hidden: int = 512
+    head_out: int = 128
+    temperature: float = 0.5
+    gather: bool | None = None
+
+
+def _validate(cfg) -> None:
+    p = cfg.params
+    if p.temperature <= 0:
+        raise ConfigError(f"recipe key 'params.temperature' must be > 0, got {p.temperature}")
+    if p.head_hidden < 1 or p.head_out < 1:
+        raise ConfigError("recipe keys 'params.head_hidden' and 'params.head_out' must be >= 1")
+    if isinstance(p, HDCParams):
+        check_choice("params.weighting", p.weighting, WEIGHTINGS)
+        if not p.subtasks:
+            raise ConfigError("recipe key 'params.subtasks' names no subtask")
+        for k, shared in p.subtasks.items():
+            if not isinstance(shared, list) or not all(isinstance(v, str) for v in shared):
+                raise ConfigError(f"recipe key 'params.subtasks.{k}' must be a list of family or step names, "
+                                  f"got {shared!r}")
+        if not p.stages:
+            raise ConfigError("recipe key 'params.stages' names no stage")
+        if p.weighting == "fixed" and p.fixed_weights is not None and len(p.fixed_weights) != len(p.stages):
+            raise ConfigError(f"recipe key 'params.fixed_weights' has {len(p.fixed_weights)} values for "
+                              f"{len(p.stages)} stages")
+        if not 0 <= p.momentum < 1:
+            raise ConfigError(f"recipe key 'params.momentum' must lie in [0, 1), got {p.momentum}")
+        unknown = set(p.subtask_weights or {}) - set(p.subtasks)
+        if unknown:
+            raise ConfigError(f"recipe key 'params.subtask_weights' names unknown subtasks {sorted(unknown)}")
+
+
+SPECS = (
+    MethodSpec(name="hdc", modality="video", cls=HDC, params=HDCParams, validate=_validate),
+    MethodSpec(name="clip_simclr", modality="video", cls=ClipSimCLR, params=ClipSimCLRParams, validate=_validate),
+)
