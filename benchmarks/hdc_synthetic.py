@@ -236,6 +236,12 @@ def summarise(results: dict, train_info: dict) -> tuple[dict, str]:
     lines.append(f"Seeds: {results['seeds']}. Probes on frozen pooled features, held-out split, video level "
                  f"(mean over {CONFIG['eval']['test_clips']} clips). Chance: appearance "
                  f"{1 / CONFIG['data']['num_classes']:.3f}, motion {1 / len(CONFIG['data']['motions']):.3f}.")
+    d, m, t = CONFIG["data"], CONFIG["model"], CONFIG["train"]
+    lines.append(f"Setting: {d['train_videos']} training / {d['test_videos']} test videos of {d['num_frames']} frames "
+                 f"at {d['image_size']} px ({d['num_classes']} glyph classes x {len(d['motions'])} motions), views of "
+                 f"{CONFIG['clip']['length']} frames at speed {CONFIG['clip']['strides']}, {m['arch']} width "
+                 f"{m['width']}, batch {t['batch_size']}, {t['optimizer']} lr {t['lr']}, {results['epochs']} epochs, "
+                 "same for every arm (HDC runs two subtasks, so it does twice the forward passes per step).")
     lines += ["", "| arm | appearance | motion | appearance - motion |", "|---|---|---|---|"]
     for arm in (*ARMS, "random_init"):
         a, m = results[arm]["appearance"], results[arm]["motion"]
