@@ -265,6 +265,9 @@ def summarise(results: dict, train_info: dict) -> tuple[dict, str]:
         diff = np.subtract(results["hdc"][label], results["baseline"][label])
         lines.append(f"- HDC vs clip SimCLR on {label}: {diff.mean():+.3f} (better in {int((diff > 0).sum())} of "
                      f"{len(diff)} seeds) at the same number of epochs.")
+    losses = {arm: np.mean([train_info[f"{arm}-{s}"]["final_loss"] for s in results["seeds"]]) for arm in ARMS}
+    lines.append("- Final training loss (last epoch's mean; NT-Xent over a batch of 32 starts near ln 63 = 4.14 per "
+                 "subtask): " + ", ".join(f"{arm} {v:.2f}" for arm, v in losses.items()) + ".")
     lines += ["", "## HDC's per-stage weights (from its running invariance estimates, end of training)", "",
               "| seed | subtask | " + " | ".join(STAGES) + " |", "|---|---|" + "---|" * len(STAGES)]
     for seed in results["seeds"]:
