@@ -96,7 +96,8 @@ def data_sets(seed: int):
 
     d = CONFIG["data"]
     common = dict(num_frames=d["num_frames"], image_size=d["image_size"], num_classes=d["num_classes"],
-                  object_scale=d["object_scale"],
+                  object_scale=d["object_scale"], appearance=d.get("appearance", ["object"]),
+                  num_colours=d.get("num_colours", 6),
                   motions=d["motions"], structure_seed=0, content_seed=seed, motion_seed=seed)
     return (ControlledVideos(d["train_videos"], split="train", **common),
             ControlledVideos(d["test_videos"], split="test", **common))
@@ -232,13 +233,16 @@ def summarise(results: dict, train_info: dict) -> tuple[dict, str]:
     def ms(v):
         return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
-    lines = ["# HDC on controlled videos (appearance and motion as independent labels)", ""]
+    app = CONFIG["data"].get("appearance", ["object"])
+    lines = [f"# HDC on controlled videos (appearance = {'+'.join(app)}, and motion, as independent labels)", ""]
+    n_app = CONFIG["data"]["num_classes"] if app == ["object"] else CONFIG["data"].get("num_colours", 6)
     lines.append(f"Seeds: {results['seeds']}. Probes on frozen pooled features, held-out split, video level "
                  f"(mean over {CONFIG['eval']['test_clips']} clips). Chance: appearance "
-                 f"{1 / CONFIG['data']['num_classes']:.3f}, motion {1 / len(CONFIG['data']['motions']):.3f}.")
+                 f"{1 / n_app:.3f}, motion {1 / len(CONFIG['data']['motions']):.3f}.")
     d, m, t = CONFIG["data"], CONFIG["model"], CONFIG["train"]
     lines.append(f"Setting: {d['train_videos']} training / {d['test_videos']} test videos of {d['num_frames']} frames "
-                 f"at {d['image_size']} px ({d['num_classes']} glyph classes x {len(d['motions'])} motions), views of "
+                 f"at {d['image_size']} px ({n_app} appearance classes ({'+'.join(app)}) x {len(d['motions'])} motions; "
+                 f"{d['num_classes']} glyphs), views of "
                  f"{CONFIG['clip']['length']} frames at speed {CONFIG['clip']['strides']}, {m['arch']} width "
                  f"{m['width']}, batch {t['batch_size']}, {t['optimizer']} lr {t['lr']}, {results['epochs']} epochs, "
                  "same for every arm (HDC runs two subtasks, so it does twice the forward passes per step).")
@@ -301,7 +305,14 @@ def main(argv=None) -> None:
     p.add_argument("--train-only", action="store_true")
     p.add_argument("--out", default=str(HERE / "results" / "hdc_synthetic"))
     p.add_argument("--smoke", action="store_true", help="tiny data, for checking the script (results not meaningful)")
+    p.add_argument("--appearance", default="object", choices=["object", "colour"],
+                   help="what the appearance class is: the glyph (default) or its colour (8 colours; the glyph is "
+                        "then a nuisance)")
     args = p.parse_args(argv)
+    if args.appearance == "colour":
+        CONFIG["data"].update(appearance=["colour"], num_colours=8)
+        if args.out == str(HERE / "results" / "hdc_synthetic"):
+            args.out = str(HERE / "results" / "hdc_synthetic_colour")
     if args.smoke:
         CONFIG["data"].update(train_videos=64, test_videos=48)
         CONFIG["eval"].update(invariance_samples=16)
