@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--train-subset", type=int, help="training images used as bank / probe set")
     e.add_argument("--k", type=int, default=200, help="kNN neighbours (default 200)")
     e.add_argument("--t", type=float, default=0.1, help="kNN temperature (default 0.1)")
-    e.add_argument("--epochs", type=int, default=100, help="linear probe epochs (default 100)")
-    e.add_argument("--lr", type=float, default=1e-3, help="linear probe learning rate (default 1e-3)")
+    e.add_argument("--epochs", type=int, default=100, help="linear probe (and video fine-tuning) epochs (default 100)")
+    e.add_argument("--lr", type=float, default=1e-3, help="linear probe (and video fine-tuning) learning rate (default 1e-3)")
     e.add_argument("--horizons", type=int, nargs="+", help="forecast: horizons (default: the run's data.horizons)")
     e.add_argument("--head", choices=["ridge", "sgd"], help="forecast: ridge (default) or TimeDRL's trained linear head")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -184,6 +184,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       lr=args.lr, progress=_show_progress(args), **extra)
     if args.json:
         print(json.dumps(result, indent=2, default=float))
+    elif "video_top1" in result:
+        print(f"{args.protocol} top-1 on {result['data']} test ({result['test_videos']} videos x {result['clips_per_test_video']} "
+              f"clips, {result['train_videos']} training videos): clip {result['clip_top1']:.4f}, "
+              f"video {result['video_top1']:.4f}")
+    elif "test_videos" in result and "top1" in result:
+        print(f"{args.protocol} top-1 on {result['data']} test ({result['test_videos']} videos, centred clips, "
+              f"{result['train_videos']} training videos, k={result['k']}, t={result['temperature']}): {result['top1']:.4f}")
     elif "top1" in result:
         detail = f"k={result['k']}, t={result['temperature']}" if args.protocol == "knn" else f"{result['epochs']} epochs"
         print(f"{args.protocol} top-1 on {result['data']} test ({result['test_size']} images, "

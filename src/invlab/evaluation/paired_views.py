@@ -8,7 +8,10 @@ parameters known. ``T`` alone acts, as in the paper's single-transformation sets
 Data may be a :class:`~invlab.data.controlled.ControlledImages` (``T`` acts on the object
 before pasting), a :class:`~invlab.data.controlled.TransformedImages`, an
 :class:`~invlab.data.arrays.ImageArray` or a float tensor ``(N, C, H, W)`` in ``[0, 1]``
-(``T`` acts on the whole image).
+(``T`` acts on the whole image). Video: a :class:`~invlab.data.video.arrays.VideoArray`
+or a clip tensor ``(N, C, T, H, W)``; ``T`` is a video transform (a temporal name such as
+``temporal_crop``, an image transform name or spec applied per clip through
+:class:`~invlab.transforms.video.Spatial`, or a clip Transform instance).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from torch import Tensor
 
 from invlab.data.arrays import ImageArray
 from invlab.data.controlled import ControlledImages, TransformedImages
+from invlab.data.video.arrays import VideoArray
 from invlab.errors import ConfigError
 from invlab.transforms.base import Compose, Params, Transform, select_params
 from invlab.transforms.transforms2d import transform_spec_name
@@ -42,9 +46,17 @@ class PairedViews:
 
     def __init__(self, data: Any, transform: str | dict | Transform, num_samples: int | None = 1000, seed: int = 0):
         self.name = transform.name if isinstance(transform, Transform) else transform_spec_name(transform)
+        if isinstance(data, VideoArray) or (isinstance(data, Tensor) and data.dim() == 5):
+            n = len(data) if num_samples is None else min(num_samples, len(data))
+            self._sets = [_VideoTwin(data, transform, n, _seed(seed, i + 1)) for i in range(2)]
+            self.n = n
+            self.transform = self._sets[0].pipeline
+            self.params = [st.params for st in self._sets]
+            self.labels = self._sets[0].labels
+            return
         if isinstance(data, Tensor):
             if data.dim() != 4:
-                raise ValueError(f"image tensors must be (N, C, H, W), got {tuple(data.shape)}")
+                raise ValueError(f"image tensors must be (N, C, H, W) (clips: (N, C, T, H, W)), got {tuple(data.shape)}")
             x = data.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
             data = ImageArray(x, np.full(len(x), -1, dtype=np.int64), [], "tensor")
         if isinstance(data, ImageArray):
@@ -115,4 +127,26 @@ class _FixedTransform:
 
     def render(self, index: Tensor, params: Params | None = None) -> Tensor:
         x = self.data.render(index)
+        return self.pipeline.apply(x, select_params(self.params, index) if params is None else params).clamp(0, 1)
+
+
+class _VideoTwin:
+    """The first ``n`` clips under one draw of a video transform (parameters per clip)."""
+
+    def __init__(self, data, transform, n: int, seed: int):
+        from invlab.transforms.video import build_video_transform
+
+        if isinstance(data, VideoArray):
+            self.clips = torch.from_numpy(np.ascontiguousarray(data.videos[:n]))
+            self.labels = np.asarray(data.labels)[:n]
+        else:
+            self.clips = data[:n].detach().cpu()
+            self.labels = np.full(n, -1, dtype=np.int64)
+        self.pipeline = Compose([build_video_transform(transform)])
+        g = torch.Generator().manual_seed(seed)
+        self.params = self.pipeline.sample(n, g, size=tuple(self.clips.shape[-2:]))
+
+    def render(self, index: Tensor, params: Params | None = None) -> Tensor:
+        x = self.clips[index]
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         return self.pipeline.apply(x, select_params(self.params, index) if params is None else params).clamp(0, 1)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from invlab.methods import (
     barlow_twins,
     essl,
+    hdc,
     simclr,
     simsiam,
     supervised,
@@ -33,6 +34,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
     *essl.SPECS,
     timedrl.SPEC,
     supervised_timeseries.SPEC,
+    *hdc.SPECS,
 )
 
 METHODS: dict[str, MethodSpec] = {}

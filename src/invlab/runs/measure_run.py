@@ -31,6 +31,18 @@ from invlab.transforms.transforms2d import FAMILIES, transform_2d_names
 __all__ = ["expand_transform_names", "measure", "measure_tables"]
 
 
+def meta_modality(model: str | Path) -> str | None:
+    """The modality recorded beside an exported encoder in ``model`` (a run folder or file), if any."""
+    p = Path(model).expanduser()
+    for candidate in (p / "encoder.json", p.with_name("encoder.json")):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text()).get("modality")
+            except (OSError, ValueError):
+                return None
+    return None
+
+
 def expand_transform_names(items: Sequence[str] | str) -> list[str]:
     """``"rotate,hue"`` -> names; ``all`` and the family names (``geometric``,
     ``photometric``, ``corruption``) expand to their Transforms-2D transformations."""
@@ -45,8 +57,32 @@ def expand_transform_names(items: Sequence[str] | str) -> list[str]:
     return out
 
 
+def _video_measure_data(meta: dict[str, Any], model: Path, data: str, image_size: int | None, num_samples: int,
+                        seed: int, progress: bool):
+    """Clips for a video encoder: the centred clip of the run's test videos (``run``) or
+    controlled videos (``controlled``) at the encoder's clip length and frame size."""
+    clip_len = int(meta.get("clip_len") or 8)
+    if data == "run":
+        from invlab.runs.video import centred_test_clips
+
+        run = RunDir.find(model)
+        if run is None:
+            raise ConfigError(f"--data run: {model} is not inside a run folder")
+        return centred_test_clips(run.load_config(), clip_len, num_samples, progress)
+    if data == "controlled":
+        from invlab.data.video import ControlledVideos
+
+        size = image_size or int((meta.get("input_size") or [32])[0])
+        size += size % 2
+        return ControlledVideos(num_samples, num_frames=clip_len, image_size=size, content_seed=seed,
+                                motion_seed=seed, split="test").to_video_array("motion")
+    raise ConfigError(f"--data {data!r}: video encoders are measured on 'controlled' videos or their run's data ('run')")
+
+
 def _measure_data(encoder, meta: dict[str, Any], model: Path, data: str, data_root: str | None,
                   image_size: int | None, num_samples: int, seed: int, progress: bool):
+    if meta.get("modality") == "video":
+        return _video_measure_data(meta, model, data, image_size, num_samples, seed, progress)
     channels = int(encoder.mean.shape[1]) if hasattr(encoder, "mean") else 3
     if data == "controlled":
         size = image_size or 32
@@ -82,6 +118,8 @@ def measure(
     """Measure ``model`` and write the report into ``out`` (default ``RUN/measure`` for a
     model inside a run folder, else ``invlab-measure``). Returns the JSON-ready result."""
     names = expand_transform_names(transforms)
+    if equivariance and str(meta_modality(model)) == "video":
+        raise ConfigError("--equivariance is not implemented for video encoders yet; measure invariance only")
     for m in metrics:
         if m not in ("l2", "cosine"):
             raise ConfigError(f"--metric must be l2, cosine or both, got {m!r}")
