@@ -141,3 +141,13 @@ def test_augerino_loss():
     assert float(loss.detach()) == pytest.approx(2.0 - 0.05)
     loss.backward()
     assert torch.allclose(w.grad, -0.01 * w.detach() / 5.0)
+
+
+def test_nt_xent_per_sample_averages_to_nt_xent():
+    from invlab.losses.contrastive import nt_xent
+    from invlab.losses.instaaug import nt_xent_per_sample
+
+    z1, z2 = torch.randn(6, 5), torch.randn(6, 5)
+    per = nt_xent_per_sample(z1, z2, 0.3)
+    assert per.shape == (6,)
+    assert torch.allclose(per.mean(), nt_xent(z1, z2, 0.3, gather=False), atol=1e-6)

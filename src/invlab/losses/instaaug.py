@@ -27,6 +27,7 @@ __all__ = [
     "AdaptiveEntropyWeight",
     "EntropyTarget",
     "augerino_loss",
+    "nt_xent_per_sample",
 ]
 
 
@@ -140,3 +141,16 @@ class EntropyTarget:
 def augerino_loss(task_loss: Tensor, widths: Tensor, reg: float = 0.01) -> Tensor:
     """Augerino's objective: ``task_loss - reg * ||widths||_2`` (rewards wide ranges)."""
     return task_loss - reg * widths.norm()
+
+
+def nt_xent_per_sample(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
+    """SimCLR's NT-Xent per sample (this process's batch only): ``(B, D), (B, D) -> (B,)``,
+    the mean of the two anchors' losses of each sample; its mean is
+    :func:`invlab.losses.contrastive.nt_xent` without gathering."""
+    b = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    logits = z @ z.t() / temperature
+    logits = logits.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf"))
+    pos = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
+    per_anchor = F.cross_entropy(logits, pos, reduction="none")
+    return (per_anchor[:b] + per_anchor[b:]) / 2

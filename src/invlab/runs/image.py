@@ -197,6 +197,7 @@ def validate(cfg) -> None:
         raise ConfigError("recipe key 'params.label_smoothing' must lie within [0, 1)")
     build_pipelines(cfg)  # transform names and options
     _validate_equivariance(cfg)
+    validate_learned_augmentation(cfg)
 
 
 # -- building -------------------------------------------------------------------------
@@ -451,3 +452,43 @@ IMAGE_METHOD_CLASSES.update(e_simclr=ESimCLR, e_simsiam=ESimSiam, e_barlow_twins
 register_method(MethodSpec("e_simclr", "image", ESimCLRParams, views=2))
 register_method(MethodSpec("e_simsiam", "image", ESimSiamParams, views=2))
 register_method(MethodSpec("e_barlow_twins", "image", EBarlowTwinsParams, views=2))
+
+
+# -- learned augmentation (issue 13): InstaAug / Augerino on supervised training or SimCLR --
+# (kept to these lines so they move into methods/instaaug.py's SPEC with issue 11's registry)
+from invlab.methods.instaaug import (  # noqa: E402
+    InstaAugSimCLR,
+    InstaAugSupervised,
+    LearnedAugmentSpec,
+)
+from invlab.methods.instaaug import check_spec as _check_augmentation  # noqa: E402
+
+
+@dataclass
+class InstaAugParams(SupervisedParams):
+    augmentation: LearnedAugmentSpec = field(default_factory=LearnedAugmentSpec)
+
+
+@dataclass
+class AugerinoParams(SupervisedParams):
+    augmentation: LearnedAugmentSpec = field(default_factory=lambda: LearnedAugmentSpec(kind="augerino"))
+
+
+@dataclass
+class InstaAugSimCLRParams(SimCLRParams):
+    augmentation: LearnedAugmentSpec = field(
+        default_factory=lambda: LearnedAugmentSpec(entropy="target", freeze_fraction=0.1))
+
+
+def validate_learned_augmentation(cfg) -> None:
+    spec = getattr(cfg.params, "augmentation", None)
+    if isinstance(spec, LearnedAugmentSpec):
+        _check_augmentation(spec)
+        if cfg.method == "instaaug_simclr" and spec.kind == "augerino":
+            raise ConfigError("recipe key 'params.augmentation.kind': augerino is for supervised training only")
+
+
+IMAGE_METHOD_CLASSES.update(instaaug=InstaAugSupervised, augerino=InstaAugSupervised, instaaug_simclr=InstaAugSimCLR)
+register_method(MethodSpec("instaaug", "image", InstaAugParams, views=1))
+register_method(MethodSpec("augerino", "image", AugerinoParams, views=1))
+register_method(MethodSpec("instaaug_simclr", "image", InstaAugSimCLRParams, views=2))
