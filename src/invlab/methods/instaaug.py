@@ -7,15 +7,18 @@ augmentation distribution (crops and/or per-input ranges of continuous parameter
 Updates alternate::
 
     for each batch x (labels y):
-        a ~ p_m(. | x)                            module in no-grad: samples only
-        model step: loss(f(t_a(x)), y)            (SimCLR: two views, each from its own a)
         if not frozen:                            (frozen for `freeze_fraction` of training)
-            f.eval(); fresh a_1..a_K ~ p_m(. | x)
+            f.eval(); a_1..a_K ~ p_m(. | x)       fresh samples (their own random stream)
             L_k = loss(f(t_{a_k}(x)), y)          per input and sample
             module step on  SF(L; leave-one-out)  (crops: score function, K >= 2)
                           + mean L                (ranges: pathwise through t)
                           + entropy control       (adaptive bonus, or pull to a ramped target)
             module lr warmed up linearly over `module_warmup_steps`
+        a ~ p_m(. | x)                            module in eval mode, no grad: samples only
+        model step: loss(f(t_a(x)), y)            (SimCLR: two views, each from its own a)
+
+(The module step comes first within a training step so that both updates are in the
+step's checkpoint; over steps the updates alternate exactly as in the paper.)
 
 Augerino (``kind="augerino"``, supervised only): one global uniform distribution over
 affine Lie-algebra coordinates with widths ``softplus(theta)``, trained jointly with the
@@ -235,9 +238,16 @@ class LearnedAugmentation:
         except Augerino's widths, which train with the model)."""
         info: dict[str, Tensor] = {}
         if self.invariance is not None:
-            with torch.no_grad():
-                dist = self.distribution(x)
-                xs, _ = self.transform_with(x, dist, num, generator)
+            # sampling only: eval mode, so BatchNorm statistics move only when the module
+            # is trained (a frozen module stays exactly as it is)
+            was_training = self.invariance.training
+            self.invariance.eval()
+            try:
+                with torch.no_grad():
+                    dist = self.distribution(x)
+                    xs, _ = self.transform_with(x, dist, num, generator)
+            finally:
+                self.invariance.train(was_training)
             info["entropy"] = dist["entropy"]
             return xs, info
         xs = x.repeat(num, *([1] * (x.dim() - 1)))
@@ -272,7 +282,9 @@ class LearnedAugmentation:
             return StepOutput(loss, terms, out.features)
         return out
 
-    def configure_optimizers(self):
+    def optimizer_groups(self) -> list[dict]:
+        """The model optimiser's parameter groups: everything but the invariance module
+        (it has its own optimiser); Augerino's widths train here, without weight decay."""
         spec = self.optim_spec
         exclude = [m for m in (self.probe, self.invariance, self.augerino) if m is not None]
         groups = param_groups(self, spec, exclude=exclude)
@@ -281,7 +293,10 @@ class LearnedAugmentation:
                            "lars_exclude": True})
         if self.augerino is not None:  # trained with the model, never decayed
             groups.append({"params": list(self.augerino.parameters()), "weight_decay": 0.0, "lars_exclude": True})
-        return per_step_schedule(self, build_optimizer(groups, spec), spec)
+        return groups
+
+    def configure_optimizers(self):
+        return per_step_schedule(self, build_optimizer(self.optimizer_groups(), self.optim_spec), self.optim_spec)
 
     # -- module step ---------------------------------------------------------------------
     copies_per_sample = 1  # augmented copies one sample of the objective needs (SimCLR: 2)
@@ -298,6 +313,9 @@ class LearnedAugmentation:
                                "(its gradients are not synchronised); use trainer.devices=1")
 
     def progress(self) -> float:
+        """Fraction of training done (0 outside a Trainer)."""
+        if self._trainer is None:
+            return 0.0
         total = max(1, int(self.trainer.estimated_stepping_batches))
         return self.global_step / total
 
@@ -358,12 +376,14 @@ class LearnedAugmentation:
         opt.zero_grad(set_to_none=True)
         return {"module_loss": float(losses.mean().detach()), "module_entropy": float(entropy.mean().detach())}
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        super().on_train_batch_end(outputs, batch, batch_idx)
-        if self.invariance is None or self.module_frozen():
-            return
-        terms = self.module_step(batch, batch_idx)
-        self.module_averages.add({k: torch.tensor(v) for k, v in terms.items()}, batch["image"].shape[0])
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        # The module's update comes first within a step, then the model's (alternation is
+        # the same over steps): both then land in the step's checkpoint, which Lightning's
+        # callbacks write before the module's own on_train_batch_end would run.
+        if self.invariance is not None and not self.module_frozen():
+            terms = self.module_step(batch, batch_idx)
+            self.module_averages.add({k: torch.tensor(v) for k, v in terms.items()}, batch["image"].shape[0])
+        return super().training_step(batch, batch_idx)
 
     # -- entropy: control per epoch, distribution logged ----------------------------------
     def on_train_epoch_start(self) -> None:
@@ -412,8 +432,7 @@ class LearnedAugmentation:
         """Class probabilities averaged over ``samples`` draws of the learned distribution
         (supervised only)."""
         if self.invariance is not None:
-            dist = self.distribution(x)
-            xs, _ = self.transform_with(x, dist, samples, generator)
+            xs, _ = self.learned_views(x, samples, generator)
         else:
             xs, _ = self.learned_views(x, samples, generator)
         probs = torch.softmax(self.classifier(self.encoder(xs)), -1)
