@@ -67,7 +67,8 @@ from invlab.transforms.learned import (
 from invlab.transforms.registry import build_pipeline
 from invlab.transforms.views import View, Views
 
-__all__ = ["LearnedAugmentSpec", "LearnedAugmentation", "InstaAugSupervised", "InstaAugSimCLR"]
+__all__ = ["LearnedAugmentSpec", "LearnedAugmentation", "InstaAugSupervised", "InstaAugSimCLR", "check_spec",
+           "augmentation_pictures"]
 
 _MODULE_STREAM, _TEST_STREAM = 1, 2
 
@@ -489,3 +490,44 @@ class InstaAugSimCLR(LearnedAugmentation, SimCLR):
         n = xs.shape[0] // (2 * k)
         z = self.projector(self.encoder(xs)).view(k, 2, n, -1)
         return torch.stack([nt_xent_per_sample(z[i, 0], z[i, 1], self.temperature) for i in range(k)])
+
+
+@torch.no_grad()
+def augmentation_pictures(method: LearnedAugmentation, x: Tensor, folder, prefix: str = "augmentation") -> dict[str, Any]:
+    """Pictures of what ``method`` learned, for the images ``x (N, C, H, W)`` in ``[0, 1]``:
+    ``<prefix>_crops.png`` (each input above its crop heat-map: the probability that a pixel
+    is inside the sampled crop) and ``<prefix>_ranges.png`` (each input's learned range of
+    every continuous component). Returns the file names and the numbers drawn."""
+    from pathlib import Path
+
+    from invlab.report.plots import crop_heatmaps, learned_range_plot
+
+    folder = Path(folder)
+    out: dict[str, Any] = {"kind": method.aug_spec.kind}
+    images = x.detach().cpu().numpy()
+    if method.invariance is not None:
+        was = method.invariance.training
+        method.invariance.eval()
+        try:
+            dist = method.distribution(x)
+        finally:
+            method.invariance.train(was)
+        out["entropy"] = dist["entropy"].cpu().tolist()
+        if "crop_logits" in dist:
+            probs = torch.softmax(dist["crop_logits"], -1)
+            heat = method.learned_crops.coverage(probs, tuple(x.shape[-2:]))
+            crop_heatmaps(images, heat.cpu().numpy(), folder / f"{prefix}_crops.png")
+            out["crops_png"] = f"{prefix}_crops.png"
+            out["full_image_prob"] = probs[:, -1].cpu().tolist() if method.learned_crops.full_image else None
+        if "a_minus" in dist:
+            names = method.learned_ranges.component_names()
+            out["ranges"] = {}
+            for j, name in enumerate(names):
+                am, ap = dist["a_minus"][:, j].cpu().numpy(), dist["a_plus"][:, j].cpu().numpy()
+                file = f"{prefix}_ranges_{name.replace('.', '_').replace('[', '').replace(']', '')}.png"
+                learned_range_plot(images, am, ap, [f"#{i}" for i in range(len(images))], folder / file,
+                                   unit="" if "angle" not in name else "deg")
+                out["ranges"][name] = {"a_minus": am.tolist(), "a_plus": ap.tolist(), "png": file}
+    elif method.augerino is not None:
+        out["augerino_widths"] = dict(zip(method.aug_spec.augerino_generators, method.augerino.widths.cpu().tolist()))
+    return out

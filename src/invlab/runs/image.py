@@ -44,7 +44,14 @@ from invlab.nn.heads import HeadSpec
 from invlab.nn.registry import build_backbone
 from invlab.report import markdown_table
 from invlab.runs.export import export_encoder, load_encoder
-from invlab.runs.registry import MethodSpec, Modality, RunParts, register_method, register_modality
+from invlab.runs.registry import (
+    MODALITIES,
+    MethodSpec,
+    Modality,
+    RunParts,
+    register_method,
+    register_modality,
+)
 from invlab.transforms.copies import enumerable_key
 from invlab.transforms.registry import build_pipeline
 from invlab.transforms.transforms2d import transform_2d_names
@@ -492,3 +499,33 @@ IMAGE_METHOD_CLASSES.update(instaaug=InstaAugSupervised, augerino=InstaAugSuperv
 register_method(MethodSpec("instaaug", "image", InstaAugParams, views=1))
 register_method(MethodSpec("augerino", "image", AugerinoParams, views=1))
 register_method(MethodSpec("instaaug_simclr", "image", InstaAugSimCLRParams, views=2))
+
+
+def augmentation_protocol(model, cfg, num_images: int = 8, progress: bool = False, **_: Any) -> dict[str, Any]:
+    """Pictures of a learned augmentation (InstaAug crop heat-maps, per-input ranges;
+    Augerino's widths) for the first ``num_images`` test images, written into the run
+    folder (``augmentation_*.png``). Needs the run's checkpoint (the invariance module is
+    not part of the exported encoder)."""
+    from invlab.methods.instaaug import LearnedAugmentation, augmentation_pictures
+    from invlab.runs.checkpoint import safe_torch_load
+    from invlab.runs.run_dir import RunDir
+
+    run = RunDir.find(model)
+    if run is None or not run.last_checkpoint.exists():
+        raise ConfigError(f"{model}: the augmentation protocol needs a run folder with checkpoints/last.ckpt")
+    train, test = load_data(cfg, progress=progress)
+    mean, std = normalisation(cfg, train)
+    method = build_method(cfg, mean, std, train.channels, train.num_classes)
+    if not isinstance(method, LearnedAugmentation):
+        raise ConfigError(f"method {cfg.method!r} learns no augmentation; the augmentation protocol is for "
+                          "instaaug, augerino and instaaug_simclr runs")
+    method.load_state_dict(safe_torch_load(run.last_checkpoint)["state_dict"])
+    method.eval()
+    n = min(num_images, len(test))
+    x = torch.from_numpy(test.images[:n]).float() / 255.0
+    result = augmentation_pictures(method, x, run.path)
+    result["num_images"] = n
+    return result
+
+
+MODALITIES["image"].protocols["augmentation"] = augmentation_protocol
