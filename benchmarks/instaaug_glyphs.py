@@ -267,7 +267,8 @@ def report(cells: list[dict], selection: dict, args) -> None:
             md.append(f"Augerino's global range: +-{aug[1]:.0f} deg.")
         best = max((m for m in METHODS if test_acc[m]), key=lambda m: statistics.mean(test_acc[m]))
         md.append(f"Highest mean test accuracy: {best} ({statistics.mean(test_acc[best]):.3f}).")
-        range_bars(ranges, names, OUT / "instaaug_glyphs_ranges.png")
+        range_bars({m: ranges[m] for m in ("augerino", "instaaug") if m in ranges}, names,
+                   OUT / "instaaug_glyphs_ranges.png")
     md += ["", f"Validation selection of the entropy band: {json.dumps(selection)}"]
     (OUT / "instaaug_glyphs.md").write_text("\n".join(md) + "\n")
 

@@ -191,3 +191,15 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     a, b = json.loads((killed / "summary.json").read_text()), json.loads((reference / "summary.json").read_text())
     assert a["metrics"] == b["metrics"]
     assert (killed / "metrics.csv").read_text() == (reference / "metrics.csv").read_text()
+
+
+def test_multi_process_instaaug_is_refused_not_silently_unsynchronised():
+    from types import SimpleNamespace
+
+    m = _supervised()
+    m._trainer = SimpleNamespace(world_size=2)
+    with pytest.raises(RuntimeError, match="one process only"):
+        m.on_fit_start()
+    a = _supervised(kind="augerino", augerino_generators=["rotation"])
+    a._trainer = SimpleNamespace(world_size=2)
+    a.on_fit_start()  # Augerino's widths train in the model step: DDP synchronises them
