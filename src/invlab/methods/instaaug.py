@@ -53,8 +53,9 @@ from invlab.losses.instaaug import (
 )
 from invlab.methods.base import EpochAverages, StepOutput, step_generator
 from invlab.methods.optim import build_optimizer, param_groups
-from invlab.methods.simclr import SimCLR
-from invlab.methods.supervised import Supervised
+from invlab.methods.simclr import SimCLR, SimCLRParams, validate_simclr
+from invlab.methods.spec import MethodSpec
+from invlab.methods.supervised import Supervised, SupervisedParams
 from invlab.methods.training import per_step_schedule
 from invlab.nn.invariance_module import AugerinoWidths, InvarianceModule
 from invlab.transforms.learned import (
@@ -68,7 +69,7 @@ from invlab.transforms.registry import build_pipeline
 from invlab.transforms.views import View, Views
 
 __all__ = ["LearnedAugmentSpec", "LearnedAugmentation", "InstaAugSupervised", "InstaAugSimCLR", "check_spec",
-           "augmentation_pictures"]
+           "augmentation_pictures", "InstaAugParams", "AugerinoParams", "InstaAugSimCLRParams", "SPECS"]
 
 _MODULE_STREAM, _TEST_STREAM = 1, 2
 
@@ -531,3 +532,51 @@ def augmentation_pictures(method: LearnedAugmentation, x: Tensor, folder, prefix
     elif method.augerino is not None:
         out["augerino_widths"] = dict(zip(method.aug_spec.augerino_generators, method.augerino.widths.cpu().tolist()))
     return out
+
+
+# -- recipes: `method: instaaug | augerino | instaaug_simclr`, section `params.augmentation` --
+@dataclass
+class InstaAugParams(SupervisedParams):
+    """``params`` of ``method: instaaug`` (supervised; ``augmentation.kind`` may also be
+    ``augerino`` or ``none``, the baselines in the same harness)."""
+
+    augmentation: LearnedAugmentSpec = field(default_factory=LearnedAugmentSpec)
+
+
+@dataclass
+class AugerinoParams(SupervisedParams):
+    """``params`` of ``method: augerino`` (the same class, Augerino's defaults)."""
+
+    augmentation: LearnedAugmentSpec = field(default_factory=lambda: LearnedAugmentSpec(kind="augerino"))
+
+
+@dataclass
+class InstaAugSimCLRParams(SimCLRParams):
+    """``params`` of ``method: instaaug_simclr``: SimCLR's plus the learned crops (entropy
+    pulled to a ramped target, module frozen for the first 10% by default)."""
+
+    augmentation: LearnedAugmentSpec = field(
+        default_factory=lambda: LearnedAugmentSpec(entropy="target", freeze_fraction=0.1))
+
+
+def _validate_supervised(cfg) -> None:
+    if not 0 <= cfg.params.label_smoothing < 1:
+        raise ConfigError("recipe key 'params.label_smoothing' must lie within [0, 1)")
+    check_spec(cfg.params.augmentation)
+
+
+def _validate_simclr(cfg) -> None:
+    validate_simclr(cfg)
+    check_spec(cfg.params.augmentation)
+    if cfg.params.augmentation.kind == "augerino":
+        raise ConfigError("recipe key 'params.augmentation.kind': augerino is for supervised training only")
+
+
+SPECS = (
+    MethodSpec(name="instaaug", modality="image", cls=InstaAugSupervised, params=InstaAugParams, views=1,
+               needs_labels=True, validate=_validate_supervised),
+    MethodSpec(name="augerino", modality="image", cls=InstaAugSupervised, params=AugerinoParams, views=1,
+               needs_labels=True, validate=_validate_supervised),
+    MethodSpec(name="instaaug_simclr", modality="image", cls=InstaAugSimCLR, params=InstaAugSimCLRParams, views=2,
+               validate=_validate_simclr),
+)
