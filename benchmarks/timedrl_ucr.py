@@ -143,9 +143,11 @@ def _scores(probe: dict) -> dict:
 
 
 def run_one(recipe: str, dataset: str, seed: int, epochs: int, work: Path, root: str | None = None,
-            overrides: tuple[str, ...] = (), probe: dict | None = None, tag: str | None = None) -> dict:
+            overrides: tuple[str, ...] = (), probe: dict | None = None, tag: str | None = None,
+            keep: bool = False) -> dict:
     """Pretrain ``recipe`` on one set and seed, evaluate ``classify`` (the [CLS] probe; with
-    ``probe`` options also that probe and the untrained encoder under it). Cached in ``work``."""
+    ``probe`` options also that probe and the untrained encoder under it). Cached in ``work``;
+    ``keep`` keeps the run's final and untrained encoders there (otherwise it is removed)."""
     snapshots = probe is not None or recipe == "timedrl-ucr"
     cfg = load_recipe(recipe, [f"data.dataset={dataset}", f"seed={seed}", f"trainer.max_epochs={epochs}",
                                f"monitor.snapshots={str(snapshots).lower()}", *_root(root), *overrides])
@@ -168,7 +170,13 @@ def run_one(recipe: str, dataset: str, seed: int, epochs: int, work: Path, root:
         row["recipe"] = _scores(rich["probe"])
         row["untrained"] = _scores(rich["untrained"])
         row["recipe"]["feature_dim"] = rich["probe"]["feature_dim"]
-    shutil.rmtree(out, ignore_errors=True)
+    if keep:  # the final and the untrained encoder stay, to probe again with other options
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        for snapshot in (out / "snapshots").glob("epoch*.safetensors"):
+            if snapshot.name != "epoch000.safetensors":
+                snapshot.unlink()
+    else:
+        shutil.rmtree(out, ignore_errors=True)
     done.write_text(json.dumps(row))
     return row
 
@@ -210,6 +218,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="take these columns' per-run rows from --reuse-from instead of running them again "
                         "(same recipes, seeds, epochs; runs are deterministic on CPU)")
     p.add_argument("--reuse-from", default=str(HERE / "results" / "timedrl_ucr.json"))
+    p.add_argument("--keep-runs", action="store_true",
+                   help="keep the TimeDRL and recipe runs' encoders in --work (delete a set's .json to probe again)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     configure_cpu_allocator()
@@ -231,10 +241,10 @@ def main(argv: list[str] | None = None) -> dict:
             for seed in args.seeds:
                 entry["minirocket"].append(run_minirocket(name, seed, work, args.data_root))
                 timedrl = run_one("timedrl-ucr", name, seed, args.epochs, work, args.data_root,
-                                  probe=probe if shared else None)
+                                  probe=probe if shared else None, keep=args.keep_runs)
                 recipe = timedrl if shared else run_one(
                     RECIPE["recipe"], name, seed, args.epochs, work, args.data_root, tuple(overrides[name]),
-                    probe=probe, tag="recipe")
+                    probe=probe, tag="recipe", keep=args.keep_runs)
                 entry["timedrl"].append(timedrl)
                 entry["recipe"].append({**recipe["recipe"], "train_seconds": recipe["train_seconds"]})
                 entry["untrained"].append(recipe["untrained"])

@@ -98,9 +98,10 @@ def _probe(encoder, train, test, features: str, level_scale: bool, seed: int) ->
 
 
 def run_variant(variant: str, dataset: str, seed: int, epochs: int, root: str | None, work: Path,
-                probes: list[str]) -> dict:
+                probes: list[str], cached_only: bool = False) -> dict | None:
     """Pretrain one variant on one set (or reuse the base run when the variant changes
-    nothing there), then score the probes. Cached in ``work``."""
+    nothing there), then score the probes. Cached in ``work``; with ``cached_only`` a run
+    not pretrained yet is skipped (None)."""
     base_cfg = load_recipe("timedrl-ucr", [f"data.dataset={dataset}"] + ([f"data.root={root}"] if root else []))
     length = load_labelled_data(base_cfg)[0].length
     overrides = variant_overrides(variant, length)
@@ -109,6 +110,8 @@ def run_variant(variant: str, dataset: str, seed: int, epochs: int, root: str | 
     done = out / "probes.json"
     cached = json.loads(done.read_text()) if done.is_file() else {}
     if not (out / "encoder.safetensors").is_file():
+        if cached_only:
+            return None
         shutil.rmtree(out, ignore_errors=True)
         cfg = load_recipe("timedrl-ucr", [f"data.dataset={dataset}", f"seed={seed}", f"trainer.max_epochs={epochs}",
                                           *([f"data.root={root}"] if root else []), *overrides])
@@ -141,20 +144,24 @@ def build_rows(cells: dict, datasets: list[str], seeds: list[int], best_probe: s
     """Table rows: per row the mean over seeds per set of test and CV accuracy."""
 
     def cell(variant, encoder, probe, name, seed):
-        return cells[(variant, name, seed)][f"{encoder}/{probe}"]
+        return cells[(variant, name, seed)][f"{encoder}/{probe}"]  # KeyError: not run (see --cached-only)
 
     def row(label, group, pick):
         """``pick(name, seed)`` -> the chosen cell (dict with accuracy, cv_accuracy)."""
         per_set = {}
         for name in datasets:
-            chosen = [pick(name, s) for s in seeds]
+            try:
+                chosen = [pick(name, s) for s in seeds]
+            except KeyError:
+                continue
             per_set[name] = {"accuracy": _mean(c["accuracy"] for c in chosen),
                              "cv_accuracy": _mean(c["cv_accuracy"] for c in chosen)}
             if "choice" in chosen[0]:
                 per_set[name]["choices"] = [c["choice"] for c in chosen]
         return {"row": label, "group": group, "per_set": per_set,
                 "accuracy": _mean(v["accuracy"] for v in per_set.values()),
-                "cv_accuracy": _mean(v["cv_accuracy"] for v in per_set.values())}
+                "cv_accuracy": _mean(v["cv_accuracy"] for v in per_set.values()),
+                "sets": len(per_set)}
 
     def by_cv(options):
         """Among ``{choice: (variant, encoder, probe)}`` the one with the best CV accuracy (ties: first)."""
@@ -180,10 +187,11 @@ def build_rows(cells: dict, datasets: list[str], seeds: list[int], best_probe: s
                         by_cv({f"{e}": ("base", f"epoch{e}", probe) for e in EPOCH_SNAPSHOTS}
                               | {"100": ("base", "final", probe)})))
         for v in VARIANTS:
-            if v != "base":
+            if v != "base" and any(key[0] == v for key in cells):
                 rows.append(row(f"{VARIANTS[v]}, probe {tag}", v, lambda n, s, v=v, p=probe: cell(v, "final", p, n, s)))
-        rows.append(row(f"patch 8 or ceil(L/32) chosen per set by CV, probe {tag}", "patch_l32",
-                        by_cv({"8": ("base", "final", probe), "L/32": ("patch_l32", "final", probe)})))
+        if any(key[0] == "patch_l32" for key in cells):
+            rows.append(row(f"patch 8 or ceil(L/32) chosen per set by CV, probe {tag}", "patch_l32",
+                            by_cv({"8": ("base", "final", probe), "L/32": ("patch_l32", "final", probe)})))
     return rows
 
 
@@ -197,6 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(HERE / "results"))
     p.add_argument("--work", default=None, help="folder for the runs (default: a temporary folder)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="pretrain nothing: report the runs already in --work (a row lists the sets it has)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     configure_cpu_allocator()
@@ -209,21 +219,25 @@ def main(argv: list[str] | None = None) -> dict:
             probes = list(PROBES)
             for name in args.datasets:
                 for seed in args.seeds:
-                    cells[(variant, name, seed)] = run_variant(variant, name, seed, args.epochs, args.data_root,
-                                                               work, probes)
+                    cell = run_variant(variant, name, seed, args.epochs, args.data_root, work, probes, args.cached_only)
+                    if cell is not None:
+                        cells[(variant, name, seed)] = cell
+                if (variant, name, args.seeds[0]) not in cells:
+                    continue
                 print(f"{variant} {name}: " + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in
                                                          cells[(variant, name, args.seeds[0])].items()
                                                          if isinstance(v, dict) and k.startswith("final/")), flush=True)
-    cv_of = {pr: _mean(cells[("base", n, s)][f"final/{pr}"]["cv_accuracy"] for n in args.datasets for s in args.seeds)
-             for pr in PROBES}
+    base_cells = [c for (v, _, _), c in cells.items() if v == "base"]
+    cv_of = {pr: _mean(c[f"final/{pr}"]["cv_accuracy"] for c in base_cells) for pr in PROBES}
     best_probe = max(PROBES, key=lambda pr: cv_of[pr])
     rows = build_rows(cells, args.datasets, args.seeds, best_probe)
     base_row = rows[0]
-    for r in rows:
-        r["delta_vs_base"] = r["accuracy"] - base_row["accuracy"]
+    for r in rows:  # against the base on the same sets (a row missing a set says so)
+        r["delta_vs_base"] = r["accuracy"] - _mean(base_row["per_set"][n]["accuracy"] for n in r["per_set"])
     # the recipe: the (variant, probe) cell of the highest mean CV accuracy; training splits only
+    complete = [v for v in args.variants if all((v, n, s) in cells for n in args.datasets for s in args.seeds)]
     candidates = {(v, pr): _mean(cells[(v, n, s)][f"final/{pr}"]["cv_accuracy"] for n in args.datasets for s in args.seeds)
-                  for v in args.variants for pr in PROBES if f"final/{pr}" in cells[(v, args.datasets[0], args.seeds[0])]}
+                  for v in complete for pr in PROBES}
     recipe = max(candidates, key=lambda k: candidates[k])
     report = {
         "benchmark": "timedrl_ucr_ablation",
@@ -263,13 +277,14 @@ def markdown(r: dict) -> str:
         "",
         "Test accuracy (mean over seeds, then over sets); `CV` is the probe's cross-validation accuracy on the "
         "training split at its chosen C, the only number any choice here looked at. Δ: mean test accuracy minus "
-        "the base row's.",
+        "the base row's on the same sets (a row with a set `not run` averages the others, and is not a recipe "
+        "candidate).",
         "",
         "| row | " + " | ".join(short[n] for n in sets) + " | mean | CV | Δ |",
         "|---|" + "---|" * (len(sets) + 3),
     ]
     for row in r["rows"]:
-        cells = " | ".join(f"{row['per_set'][n]['accuracy']:.3f}" for n in sets)
+        cells = " | ".join(f"{row['per_set'][n]['accuracy']:.3f}" if n in row["per_set"] else "not run" for n in sets)
         lines.append(f"| {row['row']} | {cells} | {row['accuracy']:.3f} | {row['cv_accuracy']:.3f} | "
                      f"{row['delta_vs_base']:+.3f} |")
     rows = r["rows"]
@@ -286,8 +301,9 @@ def markdown(r: dict) -> str:
     best_tag = PROBE_LABELS[r["best_probe_by_cv"]]
     enc_rows = [x for x in rows if x["group"] not in ("probe",) and x["row"].endswith(f"probe {best_tag}")]
     ref = next(x for x in rows if x["row"] == f"probe: {best_tag}")
-    effects = sorted(((x["accuracy"] - ref["accuracy"], x["row"].rsplit(', probe', 1)[0]) for x in enc_rows),
-                     key=lambda t: -abs(t[0]))
+    effects = sorted(((x["accuracy"] - _mean(ref["per_set"][n]["accuracy"] for n in x["per_set"]),
+                       x["row"].rsplit(', probe', 1)[0] + ("" if x["sets"] == len(sets) else f" ({x['sets']} sets)"))
+                      for x in enc_rows), key=lambda t: -abs(t[0]))
     rc = r["recipe_choice"]
     lines += [
         "",

@@ -1,13 +1,15 @@
 """Classification by a linear probe on frozen time-series encoders.
 
-What the probe reads (``features``; ``D`` model width, ``C`` channels; a channel-independent
-encoder gives ``C`` times each width, one block per channel)::
+What the probe reads (``features``; ``D`` model width, ``C`` channels)::
 
     "instance"  the method's instance embedding ([CLS] for TimeDRL)        (N, D)
-    "tokens"    mean and max over the timestamp (patch) tokens             (N, 2D)
+    "tokens"    mean, then max, over the timestamp (patch) tokens          (N, 2D)
     "all"       instance, then mean, then max                              (N, 3D)
-    + level_scale: each input series' per-channel mean and log std,
-      channel by channel [mean_1, ..., mean_C, log std_1, ..., log std_C]  (N, ... + 2C)
+    + level_scale: each input series' per-channel means, then the logs of
+      its per-channel standard deviations [m_1..m_C, log s_1..log s_C]     (N, ... + 2C)
+
+A channel-independent encoder reads every channel's tokens separately: ``C`` blocks of
+``D`` / ``2D`` / ``3D``, channel by channel, before the level/scale columns.
 
 The level and scale are what the encoder's instance normalisation removes; they are
 computed from each series alone (no labels, no other series), so the test features of a
