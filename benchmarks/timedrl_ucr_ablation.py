@@ -304,6 +304,9 @@ def markdown(r: dict) -> str:
     effects = sorted(((x["accuracy"] - _mean(ref["per_set"][n]["accuracy"] for n in x["per_set"]),
                        x["row"].rsplit(', probe', 1)[0] + ("" if x["sets"] == len(sets) else f" ({x['sets']} sets)"))
                       for x in enc_rows), key=lambda t: -abs(t[0]))
+    untrained = {pr: next(x for x in rows if x["row"] == f"untrained encoder, probe {PROBE_LABELS[pr]}")["accuracy"]
+                 for pr in ("cls", r["best_probe_by_cv"])}
+    trained = {pr: next(x for x in rows if x["row"] == f"probe: {PROBE_LABELS[pr]}")["accuracy"] for pr in untrained}
     rc = r["recipe_choice"]
     lines += [
         "",
@@ -317,6 +320,9 @@ def markdown(r: dict) -> str:
         f"- **Encoder and pretraining changes**, each under the probe with the best mean CV accuracy ({best_tag}, "
         f"{ref['accuracy']:.3f} with the base encoder), by size of effect: "
         + "; ".join(f"{name} {d:+.3f}" for d, name in effects) + ".",
+        "- **What pretraining adds:** the untrained encoder (its initialisation) scores "
+        + "; ".join(f"{untrained[pr]:.3f} vs {trained[pr]:.3f} pretrained under {PROBE_LABELS[pr]} "
+                    f"({trained[pr] - untrained[pr]:+.3f})" for pr in untrained) + ".",
         f"- **Recipe chosen on the training splits:** variant `{rc['variant']}` with probe "
         f"{PROBE_LABELS[rc['probe']]} (mean CV accuracy {rc['cv_accuracy']:.3f}, the highest of "
         f"{len(rc['candidates'])} variant x probe cells).",
