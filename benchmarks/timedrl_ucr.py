@@ -72,7 +72,7 @@ DATASETS = ["GunPoint", "ItalyPowerDemand", "ArrowHead", "OSULeaf", "ACSF1", "Pi
 # mean cross-validation accuracy on the training splits (never test), applied unchanged to
 # every set: TimeDRL pretrained as `timedrl-ucr` with the pretraining variant's overrides
 # (see `variant_overrides`), probed with these options.
-RECIPE = {"recipe": "timedrl-ucr", "variant": "patch_l32", "features": "all", "level_scale": True}
+RECIPE = {"recipe": "timedrl-ucr", "variant": "patch_l32", "features": "tokens", "level_scale": True}
 
 
 def variant_overrides(variant: str, length: int) -> list[str]:
@@ -152,7 +152,8 @@ def run_one(recipe: str, dataset: str, seed: int, epochs: int, work: Path, root:
     cfg = load_recipe(recipe, [f"data.dataset={dataset}", f"seed={seed}", f"trainer.max_epochs={epochs}",
                                f"monitor.snapshots={str(snapshots).lower()}", *_root(root), *overrides])
     out = work / f"{tag or recipe}-{dataset}-{seed}"
-    done = out.with_suffix(".json")
+    probed = "" if probe is None else f".{probe['features']}{'+ls' if probe['level_scale'] else ''}"
+    done = work / f"{out.name}{probed}.json"  # another probe on a kept run is probed again
     if done.is_file():  # finished in an earlier (interrupted or parallel) invocation with the same --work
         return json.loads(done.read_text())
     c0, t0 = time.process_time(), time.perf_counter()

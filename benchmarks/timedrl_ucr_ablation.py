@@ -287,6 +287,13 @@ def markdown(r: dict) -> str:
         cells = " | ".join(f"{row['per_set'][n]['accuracy']:.3f}" if n in row["per_set"] else "not run" for n in sets)
         lines.append(f"| {row['row']} | {cells} | {row['accuracy']:.3f} | {row['cv_accuracy']:.3f} | "
                      f"{row['delta_vs_base']:+.3f} |")
+    have = {tuple(k.split("/")[:2]) for k in r["cells"]}
+    missing = {v: [n for n in sets if (v, n) not in have] for v in r["variants"]}
+    missing = {v: ns for v, ns in missing.items() if ns}
+    if missing:
+        lines += ["", "Not run, to fit this session's CPU budget (each would be a full pretraining run; the table "
+                  "averages the sets a row has): " + "; ".join(f"{v} on {', '.join(ns)}" for v, ns in missing.items())
+                  + "."]
     rows = r["rows"]
     base = rows[0]
     probe_rows = [x for x in rows if x["group"] == "probe"]
