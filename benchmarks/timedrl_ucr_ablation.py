@@ -306,11 +306,18 @@ def markdown(r: dict) -> str:
                  for n in sets}
     top_ls = max(by_set_ls, key=by_set_ls.get)
     best_tag = PROBE_LABELS[r["best_probe_by_cv"]]
-    enc_rows = [x for x in rows if x["group"] not in ("probe",) and x["row"].endswith(f"probe {best_tag}")]
-    ref = next(x for x in rows if x["row"] == f"probe: {best_tag}")
-    effects = sorted(((x["accuracy"] - _mean(ref["per_set"][n]["accuracy"] for n in x["per_set"]),
-                       x["row"].rsplit(', probe', 1)[0] + ("" if x["sets"] == len(sets) else f" ({x['sets']} sets)"))
-                      for x in enc_rows), key=lambda t: -abs(t[0]))
+
+    def effects_under(tag):
+        """(effect on the mean vs the base encoder under the same probe and sets, row name), largest first."""
+        ref = next(x for x in rows if x["row"] == f"probe: {tag}")
+        enc_rows = [x for x in rows if x["group"] != "probe" and x["row"].endswith(f"probe {tag}")]
+        return ref, sorted(((x["accuracy"] - _mean(ref["per_set"][n]["accuracy"] for n in x["per_set"]),
+                             x["row"].rsplit(', probe', 1)[0]
+                             + ("" if x["sets"] == len(sets) else f" ({x['sets']} sets)")) for x in enc_rows),
+                           key=lambda t: -abs(t[0]))
+
+    ref, effects = effects_under(best_tag)
+    cls_ref, cls_effects = effects_under(PROBE_LABELS["cls"])
     untrained = {pr: next(x for x in rows if x["row"] == f"untrained encoder, probe {PROBE_LABELS[pr]}")["accuracy"]
                  for pr in ("cls", r["best_probe_by_cv"])}
     trained = {pr: next(x for x in rows if x["row"] == f"probe: {PROBE_LABELS[pr]}")["accuracy"] for pr in untrained}
@@ -326,7 +333,9 @@ def markdown(r: dict) -> str:
         + f"; the largest single-set effect is {top_ls} ({by_set_ls[top_ls]:+.3f} on [CLS] + mean+max).",
         f"- **Encoder and pretraining changes**, each under the probe with the best mean CV accuracy ({best_tag}, "
         f"{ref['accuracy']:.3f} with the base encoder), by size of effect: "
-        + "; ".join(f"{name} {d:+.3f}" for d, name in effects) + ".",
+        + "; ".join(f"{name} {d:+.3f}" for d, name in effects) + ". Under the [CLS] probe "
+        f"({cls_ref['accuracy']:.3f} with the base encoder): "
+        + "; ".join(f"{name} {d:+.3f}" for d, name in cls_effects) + ".",
         "- **What pretraining adds:** the untrained encoder (its initialisation) scores "
         + "; ".join(f"{untrained[pr]:.3f} vs {trained[pr]:.3f} pretrained under {PROBE_LABELS[pr]} "
                     f"({trained[pr] - untrained[pr]:+.3f})" for pr in untrained) + ".",
