@@ -123,6 +123,13 @@ def reuse_rows(earlier: Path, columns: list[str], work: Path, datasets: list[str
     return written
 
 
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(HERE.parent))
+    except ValueError:
+        return path
+
+
 def _root(root: str | None) -> list[str]:
     return [f"data.root={root}"] if root else []
 
@@ -268,7 +275,8 @@ def main(argv: list[str] | None = None) -> dict:
         "recipes": {"timedrl": "timedrl-ucr", "supervised": "supervised-ucr", "recipe": RECIPE["recipe"]},
         "recipe": {**RECIPE, "overrides": overrides, "shares_timedrl_pretraining": shared,
                    "chosen_by": "benchmarks/timedrl_ucr_ablation.py (mean CV accuracy on the training splits)"},
-        "reused": {"columns": args.reuse, "from": args.reuse_from if args.reuse else None, "rows": len(reused)},
+        "reused": {"columns": args.reuse, "from": _relative(args.reuse_from) if args.reuse else None,
+                   "rows_written_now": len(reused)},
         "minirocket": {k: entry["minirocket"][0][k] for k in ("estimator", "transform", "aeon_version")}
         | {"settings": "aeon defaults (10,000 kernels, RidgeClassifierCV)", "compile_seconds": compile_seconds},
         "epochs": args.epochs, "batch_size": base.data.batch_size,
@@ -311,8 +319,12 @@ def markdown(r: dict) -> str:
         "",
     ]
     if r["reused"]["columns"]:
-        lines += [f"Columns {', '.join(r['reused']['columns'])}: per-run rows reused from {r['reused']['from']} (same "
-                  "recipes, seeds, epochs and code path; CPU runs are deterministic), not run again.", ""]
+        runs = [run for d in r["datasets"].values() for k in r["reused"]["columns"] for run in d[k]["runs"]]
+        sources = sorted({run["reused_from"] for run in runs if "reused_from" in run})
+        lines += [f"Columns {', '.join(r['reused']['columns'])}: per-run rows reused from {', '.join(sources)} (same "
+                  "recipes, seeds, epochs and code path; CPU runs are deterministic: this session's seed-0 TimeDRL "
+                  "runs in the ablation reproduce them), not run again; their seconds were measured then, under "
+                  "another load, and are not comparable with this run's.", ""]
     lines += [
         "Test accuracy, mean ± std over seeds (per-seed values in the JSON). **TimeDRL**: linear probe on frozen "
         "[CLS], C by cross-validation on the training split. **Recipe**: TimeDRL pretrained as " + pre + ", the probe "
