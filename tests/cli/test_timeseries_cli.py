@@ -52,6 +52,13 @@ def test_pretrain_and_classify_gunpoint_with_supervised_baseline(tmp_path, capsy
         result = json.loads((run / "eval_classify.json").read_text())
         assert 0.0 <= result["accuracy"] <= 1.0 and result["probe"]["cv_folds"] == 5
         assert ("trained_head" in result) == (recipe == "supervised-ucr")
+    run = tmp_path / "timedrl-ucr"
+    assert main(["evaluate", str(run), "--protocol", "classify", "--features", "all", "--level-scale",
+                 "--no-progress"]) == 0
+    assert "instance + mean+max of the patch tokens + level/scale" in capsys.readouterr().out
+    rich = json.loads((run / "eval_classify.json").read_text())["probe"]
+    d_model = json.loads((run / "encoder.json").read_text())["feature_dim"]
+    assert rich["features"] == "all" and rich["level_scale"] and rich["feature_dim"] == 3 * d_model + 2
     assert main(["evaluate", str(tmp_path / "timedrl-ucr"), "--protocol", "forecast", "--no-progress"]) == 2
     assert "needs forecasting data" in capsys.readouterr().err
 

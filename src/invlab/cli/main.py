@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--lr", type=float, default=1e-3, help="linear probe (and video fine-tuning) learning rate (default 1e-3)")
     e.add_argument("--horizons", type=int, nargs="+", help="forecast: horizons (default: the run's data.horizons)")
     e.add_argument("--head", choices=["ridge", "sgd"], help="forecast: ridge (default) or TimeDRL's trained linear head")
+    e.add_argument("--features", choices=["instance", "tokens", "all"],
+                   help="classify: what the probe reads: instance ([CLS], default; D features), tokens (mean and max "
+                        "over the patch tokens; 2D) or all (both; 3D)")
+    e.add_argument("--level-scale", action="store_true",
+                   help="classify: also give the probe each series' per-channel mean and log std (2C features), "
+                        "which instance normalisation removes")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--no-progress", action="store_true")
 
@@ -179,7 +185,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overrides.append(("root", args.data_root))
     if args.train_subset:
         overrides.append(("train_subset", args.train_subset))
-    extra = {key: getattr(args, key) for key in ("horizons", "head") if getattr(args, key) is not None}
+    extra = {key: getattr(args, key) for key in ("horizons", "head", "features") if getattr(args, key) is not None}
+    if args.level_scale:
+        extra["level_scale"] = True
     result = evaluate(args.model, args.protocol, overrides, k=args.k, temperature=args.t, epochs=args.epochs,
                       lr=args.lr, progress=_show_progress(args), **extra)
     if args.json:
