@@ -56,6 +56,15 @@ def test_pretrain_and_classify_gunpoint_with_supervised_baseline(tmp_path, capsy
     assert "needs forecasting data" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_time_series_pretrain_and_classify_at_a_large_seed(tmp_path, capsys):
+    """Seeds above 2**32 reach scikit-learn's probe (random_state takes 32 bits)."""
+    run = tmp_path / "r"
+    assert main(["pretrain", "--recipe", "timedrl-ucr", "data.dataset=GunPoint", f"seed={2**62}", *TINY_MODEL,
+                 "--out", str(run), "--no-progress"]) == 0
+    assert main(["evaluate", str(run), "--protocol", "classify", "--no-progress"]) == 0
+
+
 def test_dataset_override_and_errors(tmp_path, capsys):
     assert main(["pretrain", "--recipe", "timedrl-ucr", "data.dataset=ItalyPowerDemand", "--dry-run"]) == 0
     assert "dataset: ItalyPowerDemand" in capsys.readouterr().out

@@ -178,6 +178,8 @@ def config_from_dict(data: dict[str, Any]) -> Config:
             value = data[key]
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise ConfigError(f"recipe key '{key}': expected {kind.__name__}, got {value!r}")
+            if key == "seed" and not 0 <= value < 2**63:
+                raise ConfigError(f"recipe key 'seed': expected an integer in [0, 2**63), got {value}")
             sections[key] = value
     return Config(**sections).validate()
 

@@ -18,6 +18,7 @@ from invlab.runs.checkpoint import AtomicCheckpointIO, safe_torch_load
 from invlab.runs.config import Config
 from invlab.runs.metrics_log import RunCSVLogger
 from invlab.runs.run_dir import RunDir
+from invlab.seeding import bounded_seed, derive_seed
 
 __all__ = ["RunCheckpoint", "StepSeeder", "TrainingClock", "make_trainer", "pretrain", "quiet_lightning", "resume_position"]
 
@@ -57,8 +58,7 @@ class StepSeeder(Callback):
         self.seed = seed
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        key = ((self.seed * 1_000_003 + trainer.global_rank) * 1_000_033 + trainer.current_epoch) * 1_000_037
-        torch.manual_seed((key + batch_idx) % (2**63))
+        torch.manual_seed(derive_seed("global", self.seed, trainer.global_rank, trainer.current_epoch, batch_idx))
 
 
 class TrainingClock(Callback):
@@ -236,7 +236,8 @@ def pretrain(
     fresh = primary and not resume
     training = False
     try:
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        # Lightning accepts only 32-bit seeds; this seeds model initialisation
+        L.seed_everything(bounded_seed(derive_seed("init", cfg.seed)), workers=True, verbose=False)
         callbacks = list(callbacks or [])
         clock = next((c for c in callbacks if isinstance(c, TrainingClock)), None)
         if clock is None:
