@@ -40,7 +40,6 @@ def test_pretrain_and_forecast_on_etth1(etth1_csv, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_pretrain_and_classify_gunpoint_with_supervised_baseline(tmp_path, capsys):
-    pytest.importorskip("aeon")
     for recipe in ("timedrl-ucr", "supervised-ucr"):
         run = tmp_path / recipe
         assert main(["pretrain", "--recipe", recipe, "data.dataset=GunPoint", *TINY_MODEL, "trainer.max_epochs=3",
