@@ -197,3 +197,34 @@ def test_stale_temporaries_of_an_interrupted_save_are_removed(tmp_path):
     assert main(["pretrain", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
     assert not stale.exists()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 2
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    pretrain(load_recipe("simclr-digits", [*RECIPE, "trainer.max_epochs=1"]), run, progress=False)
+    return run
+
+
+@pytest.mark.parametrize(
+    "name, text, match",
+    [
+        ("run.json", '{"format": "invlab-run", "format_ver', "run.json: cannot read the run's metadata (run.json)"),
+        ("run.json", "[1, 2]", "the run's metadata (run.json) must be a JSON object, found list"),
+        ("run.json", '{"format": "invlab-run", "format_version": "one"}', "run folder format one"),
+        ("summary.json", '{"train_seconds": 1', "summary.json: cannot read the run's summary (summary.json)"),
+        ("summary.json", '"done"', "the run's summary (summary.json) must be a JSON object, found str"),
+        ("summary.json", '{"train_seconds": "fast"}', "'train_seconds' must be a number, found 'fast'"),
+    ],
+)
+def test_truncated_or_hand_edited_run_files_are_one_clear_error(finished_run, name, text, match, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / name).write_text(text)
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("max_epochs: 1", "max_epochs: 2"))
+    assert main(["pretrain", "--resume", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert (run / "encoder.safetensors").read_bytes() == (finished_run / "encoder.safetensors").read_bytes()

@@ -9,13 +9,18 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import invlab
 from invlab.errors import CheckpointError
 from invlab.nn.encoder import Encoder
 from invlab.nn.registry import backbone_from_config
-from invlab.runs.checkpoint import atomic_write_bytes, safe_torch_load
+from invlab.runs.checkpoint import (
+    atomic_save_safetensors,
+    atomic_write_bytes,
+    read_json_object,
+    safe_torch_load,
+)
 
 __all__ = ["ENCODER_FORMAT", "export_encoder", "load_encoder", "encoder_meta"]
 
@@ -42,10 +47,7 @@ def export_encoder(encoder: Encoder, folder: str | Path, **extra: Any) -> Path:
     """Write ``folder/encoder.safetensors`` and ``folder/encoder.json``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    tmp = folder / ".encoder.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "invlab-encoder"})
-    tmp.replace(folder / "encoder.safetensors")
+    atomic_save_safetensors(encoder.state_dict(), folder / "encoder.safetensors", {"format": "invlab-encoder"})
     atomic_write_bytes(folder / "encoder.json", json.dumps(encoder_meta(encoder, **extra), indent=2).encode())
     return folder / "encoder.safetensors"
 
@@ -53,16 +55,16 @@ def export_encoder(encoder: Encoder, folder: str | Path, **extra: Any) -> Path:
 def _encoder_from_meta(meta: dict[str, Any], source: Path) -> Encoder:
     if meta.get("format") != "invlab-encoder":
         raise CheckpointError(f"{source}: not an invlab encoder description")
-    if int(meta.get("format_version", 0)) > ENCODER_FORMAT:
+    if not isinstance(meta.get("format_version", 0), int) or meta.get("format_version", 0) > ENCODER_FORMAT:
         raise CheckpointError(
             f"{source}: written by a newer invlab ({meta.get('invlab_version')}, format "
             f"{meta.get('format_version')}); upgrade invlab to load it"
         )
     try:
         backbone = backbone_from_config(meta["backbone"])
-    except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{source}: cannot rebuild the backbone ({err})") from None
-    return Encoder(backbone, meta["mean"], meta["std"])
+        return Encoder(backbone, meta["mean"], meta["std"])
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as err:
+        raise CheckpointError(f"{source}: cannot rebuild the encoder ({type(err).__name__}: {err})") from None
 
 
 def _load_state(encoder: Encoder, state: dict[str, torch.Tensor], source: Path) -> Encoder:
@@ -80,7 +82,7 @@ def _from_safetensors(path: Path) -> tuple[Encoder, dict[str, Any]]:
     meta_path = path.with_name("encoder.json") if path.name == "encoder.safetensors" else path.with_suffix(".json")
     if not meta_path.is_file():
         raise CheckpointError(f"{path}: its description {meta_path.name} is missing beside it")
-    meta = json.loads(meta_path.read_text())
+    meta = read_json_object(meta_path, "the encoder description", CheckpointError)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as err:

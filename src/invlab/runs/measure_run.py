@@ -36,7 +36,7 @@ from invlab.evaluation.invariance import InvarianceScore, invariance_score
 from invlab.evaluation.layers import SeriesRepresentation
 from invlab.evaluation.paired_views import series_transform_names
 from invlab.report import invariance_bars, markdown_table
-from invlab.runs.checkpoint import atomic_write_bytes
+from invlab.runs.checkpoint import atomic_write_bytes, read_json_object
 from invlab.runs.export import load_encoder
 from invlab.runs.run_dir import RunDir
 from invlab.transforms.transforms2d import FAMILIES, transform_2d_names
@@ -175,10 +175,7 @@ def _load_model_ref(model: Path) -> tuple[nn.Module, dict[str, Any]]:
     desc_path = folder / "encoder.json"
     modality = None
     if desc_path.is_file() and (model.is_dir() or model.suffix == ".safetensors"):
-        try:
-            modality = json.loads(desc_path.read_text()).get("modality")
-        except (OSError, json.JSONDecodeError, AttributeError) as err:
-            raise CheckpointError(f"{desc_path}: cannot read the encoder description ({err})") from None
+        modality = read_json_object(desc_path, "the encoder description", CheckpointError).get("modality")
     if modality == "timeseries":
         from invlab.runs.timeseries.export import load_series_encoder
 

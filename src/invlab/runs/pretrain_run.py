@@ -204,6 +204,16 @@ def _remove_stale_temporaries(folder: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _previous_summary(run: RunDir) -> dict[str, Any]:
+    """The summary of the run being resumed (its timings carry over), checked."""
+    previous = run.read_summary()
+    for key in ("train_seconds", "wall_seconds"):
+        value = previous.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RunError(f"{run.summary_path}: '{key}' must be a number, found {value!r}; the file was edited by hand")
+    return previous
+
+
 def pretrain(
     cfg: Config | None,
     out: str | Path,
@@ -236,6 +246,8 @@ def pretrain(
     fresh = primary and not resume
     training = False
     try:
+        # read before training, so a broken summary.json stops the resume at once, not after it
+        previous = _previous_summary(run) if resume and primary else {}
         # Lightning accepts only 32-bit seeds; this seeds model initialisation
         L.seed_everything(bounded_seed(derive_seed("init", cfg.seed)), workers=True, verbose=False)
         callbacks = list(callbacks or [])
@@ -275,7 +287,6 @@ def pretrain(
         if trainer.is_global_zero:
             parts.export(run.path)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-            previous = run.read_summary()
             summary = {
                 "method": cfg.method,
                 "epochs": trainer.current_epoch,

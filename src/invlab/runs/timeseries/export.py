@@ -11,12 +11,12 @@ from typing import Any
 import lightning as L
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import invlab
 from invlab.errors import CheckpointError
 from invlab.nn.patch_transformer import PatchTransformer
-from invlab.runs.checkpoint import atomic_write_bytes
+from invlab.runs.checkpoint import atomic_save_safetensors, atomic_write_bytes
 
 __all__ = ["export_series_encoder", "EncoderSnapshots", "load_series_encoder"]
 
@@ -30,11 +30,7 @@ def _encoder_meta(encoder: PatchTransformer, **extra: Any) -> dict[str, Any]:
 
 
 def _save_state(module: torch.nn.Module, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata={"format": "invlab-encoder"})
-    tmp.replace(path)
+    atomic_save_safetensors(module.state_dict(), path, {"format": "invlab-encoder"})
 
 
 def export_series_encoder(encoder: PatchTransformer, folder: str | Path, classifier: torch.nn.Module | None = None,
