@@ -16,7 +16,8 @@ from lightning.pytorch.callbacks import Callback
 from invlab.errors import ConfigError, DivergenceError, RunError
 from invlab.runs.checkpoint import AtomicCheckpointIO, safe_torch_load
 from invlab.runs.config import Config
-from invlab.runs.metrics_log import RunCSVLogger
+from invlab.runs.loggers import build_loggers
+from invlab.runs.monitors import InvarianceMonitor, monitor_spec
 from invlab.runs.run_dir import RunDir
 from invlab.seeding import bounded_seed, derive_seed
 
@@ -152,7 +153,7 @@ def make_trainer(
             strategy=t.strategy,
             precision=t.precision,
             sync_batchnorm=t.sync_batchnorm,
-            logger=RunCSVLogger(str(run.path), resume_step),
+            logger=build_loggers(t.loggers, run.path, resume_step),
             callbacks=callbacks,
             plugins=[AtomicCheckpointIO()],
             enable_checkpointing=False,  # RunCheckpoint writes checkpoints/last.ckpt
@@ -255,6 +256,11 @@ def pretrain(
         if clock is None:
             clock = TrainingClock()
             callbacks.insert(0, clock)
+        spec = monitor_spec(cfg.trainer.invariance_monitor)
+        if spec is not None:
+            from invlab.runs.image import measurement_data
+
+            callbacks.append(InvarianceMonitor(measurement_data(cfg, "test", progress), spec, run.path))
         resume_step = position = None
         if resume:
             if primary:
