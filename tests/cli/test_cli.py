@@ -119,7 +119,12 @@ def test_demo_quick(tmp_path, capsys):
                                                      "grayscale", "blur"}
     for name in ("report.md", "examples.png", "invariance.png"):
         assert (tmp_path / "demo" / name).is_file(), name
-    assert "![invariance](invariance.png)" in (tmp_path / "demo" / "report.md").read_text()
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "![invariance](invariance.png)" in report
+    # the findings are the sentences computed from these numbers, written into the report
+    assert results["findings"] and all(f"- {line}" in report for line in results["findings"])
+    assert results["trained_with"] == {"supervised": ["rotate", "scale"],
+                                       "simclr": ["scale", "translate", "hflip", "hue", "brightness", "grayscale"]}
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """``invlab demo``: the embedded default job: what does a representation become invariant to?
 
-1. Generates a small controlled data set (glyph objects pasted on crops of real
-   photographs, varying in rotation and scale), offline.
+1. Generates a small controlled data set (glyph objects pasted on a small bank of crops of
+   real photographs, varying in rotation and scale), offline.
 2. Pretrains two methods on it briefly: **supervised** (cross-entropy, no augmentation:
    the labels tie together the rotations and scales in its data) and **SimCLR** (crop,
    flip, colour jitter and grayscale augmentations).
@@ -134,11 +134,17 @@ def findings(rows: Sequence[Mapping[str, Any]], trained: Mapping[str, Sequence[s
     return out
 
 
-def _overrides(quick: bool, progress: bool) -> list[str]:
+# SimCLR's crops keep at least half the image, so the glyph (the class) stays in both views
+_METHOD_OVERRIDES = {"simclr-controlled": ["augment.pipeline.0={name: crop, size: 32, scale: [0.5, 1.0]}"]}
+
+
+def _overrides(quick: bool, progress: bool, recipe: str = "") -> list[str]:
     n_train, n_test, epochs = (256, 128, 1) if quick else (2000, 500, 10)
     return (["model.width=4"] if quick else []) + [
         "data.controlled.transforms=[rotate, scale]",
         "data.controlled.num_classes=10",
+        # a small bank of backgrounds: an image's background cannot identify it, its object must
+        "data.controlled.num_backgrounds=16",
         f"data.controlled.train_samples={n_train}",
         f"data.controlled.test_samples={n_test}",
         "data.batch_size=64",
@@ -146,6 +152,7 @@ def _overrides(quick: bool, progress: bool) -> list[str]:
         f"trainer.check_val_every_n_epoch={epochs}",
         f"trainer.enable_progress_bar={str(progress).lower()}",
         "monitor.knn_k=20",
+        *_METHOD_OVERRIDES.get(recipe, []),
     ]
 
 
@@ -165,8 +172,7 @@ def run_demo(out: str | Path = "invlab-demo", quick: bool = False, progress: boo
         out = out.with_name(f"{out.name}-{stamp}")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    overrides = _overrides(quick, progress)
-    cfgs = {recipe: load_recipe(recipe, overrides) for recipe in DEMO_METHODS}
+    cfgs = {recipe: load_recipe(recipe, _overrides(quick, progress, recipe)) for recipe in DEMO_METHODS}
     first = cfgs[DEMO_METHODS[0]]
     spec = first.data.controlled
     print(f"invlab demo: a controlled data set of {spec.num_classes} glyph classes on crops of real photographs, "
@@ -216,7 +222,7 @@ def run_demo(out: str | Path = "invlab-demo", quick: bool = False, progress: boo
         "# invlab demo: what does a representation become invariant to?",
         "",
         f"**Data** (generated, nothing downloaded): {spec.num_classes} glyph classes, one prototype each, pasted on "
-        f"random crops of scikit-image's photographs, {spec.image_size} px. The objects vary in "
+        f"one of {spec.num_backgrounds} crops of scikit-image's photographs, {spec.image_size} px. The objects vary in "
         f"**{' and '.join(map(str, spec.transforms))}** (the data's own factors); {spec.train_samples} training / "
         f"{spec.test_samples} test images.",
         "",
