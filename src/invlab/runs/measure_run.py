@@ -30,13 +30,13 @@ from torch import nn
 
 from invlab.data.controlled import ControlledImages, TransformedImages
 from invlab.data.registry import load_image_dataset
-from invlab.errors import CheckpointError, ConfigError
+from invlab.errors import ConfigError
 from invlab.evaluation.equivariance import EquivarianceScore, equivariance_score
 from invlab.evaluation.invariance import InvarianceScore, invariance_score
 from invlab.evaluation.layers import SeriesRepresentation
 from invlab.evaluation.paired_views import series_transform_names
 from invlab.report import invariance_bars, markdown_table
-from invlab.runs.checkpoint import atomic_write_bytes, read_json_object
+from invlab.runs.checkpoint import atomic_write_bytes
 from invlab.runs.export import load_encoder
 from invlab.runs.run_dir import RunDir
 from invlab.transforms.transforms2d import FAMILIES, transform_2d_names
@@ -170,20 +170,12 @@ def load_user_model(spec: str, weights: str | Path | None = None, mean: Sequence
 
 # -- encoders from runs -------------------------------------------------------------------------
 def _load_model_ref(model: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """An exported / checkpointed encoder of either modality (read from its description)."""
-    folder = model if model.is_dir() else model.parent
-    desc_path = folder / "encoder.json"
-    modality = None
-    if desc_path.is_file() and (model.is_dir() or model.suffix == ".safetensors"):
-        modality = read_json_object(desc_path, "the encoder description", CheckpointError).get("modality")
-    if modality == "timeseries":
-        from invlab.runs.timeseries.export import load_series_encoder
-
-        encoder, meta = load_series_encoder(model)
-        return encoder, {**meta, "modality": "timeseries"}
-    if modality not in (None, "image"):
+    """An exported / checkpointed encoder of either modality (from its description)."""
+    encoder, meta = load_encoder(model)
+    modality = meta.get("modality", "image")
+    if modality not in ("image", "timeseries"):
         raise ConfigError(f"{model}: invlab measure handles image and time-series encoders, not {modality!r} ones")
-    return load_encoder(model)
+    return encoder, {**meta, "modality": modality}
 
 
 def _series_data(model: Path, num_samples: int, seed: int) -> tuple[torch.Tensor, str, str]:
