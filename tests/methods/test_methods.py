@@ -99,23 +99,31 @@ LARGE_SEEDS = [0, 42, 2**31, 2**62]
 
 
 def _every_step_generator_method():
-    from invlab.methods import METHODS, EquivarianceSpec
+    """Every registered image method (all draw their views from the step generator)."""
+    from invlab.methods import METHODS, EquivarianceSpec, SSLMethod
 
     small_view = [{"name": "crop", "size": 4, "scale": [0.2, 1.0]}]
     kw = {"simclr": {"projector": HeadSpec([16], 8)},
           "simsiam": {"projector": HeadSpec([16], 16, last_norm="batch"), "predictor": HeadSpec([8], 16)},
-          "barlow_twins": {"projector": HeadSpec([16], 16)}}
-    for name, cls in METHODS.items():
+          "barlow_twins": {"projector": HeadSpec([16], 16)}, "supervised": {}}
+    for name, spec in METHODS.items():
+        if not issubclass(spec.cls, SSLMethod):
+            continue  # the time-series methods: tests/methods/test_timedrl.py
         base = name.removeprefix("e_")
         extra = {"equivariance": EquivarianceSpec(weight=0.4, view=small_view, hidden=[16])} if name != base else {}
-        yield pytest.param(cls, {**kw[base], **extra}, id=name)
+        yield pytest.param(spec.cls, {**kw[base], **extra}, id=name)
 
 
 @pytest.mark.parametrize("seed", LARGE_SEEDS)
 @pytest.mark.parametrize("cls, kw", list(_every_step_generator_method()))
 def test_every_method_trains_at_any_seed(cls, kw, seed, monkeypatch):
     """Seeds from 19 up overflowed the step generator ("Overflow when unpacking long long")."""
-    m = _method(cls, seed=seed, **kw)
+    if cls.__name__ == "Supervised":
+        enc = Encoder(resnet18(width=4, in_channels=1), [0.3], [0.3])
+        views = MultiViewSampler(Compose([RandomResizedCrop(8, scale=(0.5, 1.0)), HorizontalFlip()]), num_views=1)
+        m = cls(enc, views, num_classes=10, seed=seed)
+    else:
+        m = _method(cls, seed=seed, **kw)
     monkeypatch.setattr(type(m), "global_rank", property(lambda self: 0), raising=False)
     monkeypatch.setattr(type(m), "current_epoch", property(lambda self: 3), raising=False)
     monkeypatch.setattr(m, "log", lambda *a, **k: None)
