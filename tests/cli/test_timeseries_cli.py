@@ -40,7 +40,6 @@ def test_pretrain_and_forecast_on_etth1(etth1_csv, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_pretrain_and_classify_gunpoint_with_supervised_baseline(tmp_path, capsys):
-    pytest.importorskip("aeon")
     for recipe in ("timedrl-ucr", "supervised-ucr"):
         run = tmp_path / recipe
         assert main(["pretrain", "--recipe", recipe, "data.dataset=GunPoint", *TINY_MODEL, "trainer.max_epochs=3",
@@ -61,6 +60,15 @@ def test_pretrain_and_classify_gunpoint_with_supervised_baseline(tmp_path, capsy
     assert rich["features"] == "all" and rich["level_scale"] and rich["feature_dim"] == 3 * d_model + 2
     assert main(["evaluate", str(tmp_path / "timedrl-ucr"), "--protocol", "forecast", "--no-progress"]) == 2
     assert "needs forecasting data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_time_series_pretrain_and_classify_at_a_large_seed(tmp_path, capsys):
+    """Seeds above 2**32 reach scikit-learn's probe (random_state takes 32 bits)."""
+    run = tmp_path / "r"
+    assert main(["pretrain", "--recipe", "timedrl-ucr", "data.dataset=GunPoint", f"seed={2**62}", *TINY_MODEL,
+                 "--out", str(run), "--no-progress"]) == 0
+    assert main(["evaluate", str(run), "--protocol", "classify", "--no-progress"]) == 0
 
 
 def test_dataset_override_and_errors(tmp_path, capsys):

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from invlab.progress import progress as progress_bar
+from invlab.seeding import bounded_seed
 
 __all__ = [
     "encode_series", "series_level_scale", "ProbeSelection", "logistic_probe", "classification_scores",
@@ -116,7 +117,7 @@ def _fit(train_x: np.ndarray, train_y: np.ndarray, c: float, seed: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=bounded_seed(seed)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings at extreme C are expected in a grid
         model.fit(train_x, train_y)
@@ -142,7 +143,7 @@ def logistic_probe(
     k = min(folds, int(counts[counts > 0].min()))
     cv: dict[float, float] = {}
     if k >= 2:
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=bounded_seed(seed))
         for c in grid:
             correct = 0
             for fit_idx, held_idx in splitter.split(train_x, train_y):
