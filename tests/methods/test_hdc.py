@@ -68,3 +68,11 @@ def test_bad_configurations():
         HDC(_encoder(), _pairs(), subtasks={"sc": ["blur"]})
     with pytest.raises(ValueError, match="unknown subtasks"):
         HDC(_encoder(), _pairs(), subtask_weights={"xx": 1.0})
+
+
+@pytest.mark.parametrize("seed", [0, 42, 2**31, 2**62])
+def test_views_at_any_seed(clips, seed):
+    """Seeds from 19 up overflowed the step generator."""
+    m = HDC(_encoder(), _pairs(), head_hidden=16, head_out=8, seed=seed)
+    out = m.clip_loss(clips, step_generator(seed, 0, 3, 17))
+    assert torch.isfinite(out.loss)
