@@ -2,12 +2,18 @@
 #   make demo   creates .venv from nothing, installs invlab and runs `invlab demo`
 #   make test   runs the test suite (creating .venv first if needed)
 #
-# TORCH_SPEC picks the torch build. The default is the CPU wheel; on a GPU machine use e.g.
+# torch: by default the CPU build of torch==$(TORCH_VERSION), from PyTorch's CPU wheel index
+# (on the public package index alone, torch==2.13.0 for Linux is the CUDA build, several GB).
+# When that index cannot be reached (offline mirrors, firewalls) the install falls back, after
+# a few seconds, to the same version from your configured index. A GPU machine picks its
+# build, e.g.
 #   make demo TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
-# or install invlab into an environment that already has your torch (pip install -e .).
+# or installs invlab into an environment that already has its torch (pip install -e .).
 PYTHON ?= python3
 VENV ?= .venv
-TORCH_SPEC ?= torch==2.13.0
+TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_SPEC ?=
 EXTRAS ?= dev,video,timeseries
 BIN := $(VENV)/bin
 
@@ -18,7 +24,15 @@ $(BIN)/invlab: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned, so the open-ended torch requirement of invlab is already met
 	# and pip never reaches for a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	@if [ -n "$(TORCH_SPEC)" ]; then \
+		echo "installing $(TORCH_SPEC)"; $(BIN)/python -m pip install --quiet $(TORCH_SPEC); \
+	elif $(BIN)/python -m pip install --quiet --retries 0 --timeout 15 --index-url $(TORCH_CPU_INDEX) \
+			"torch==$(TORCH_VERSION)"; then \
+		echo "installed the CPU build of torch==$(TORCH_VERSION) from $(TORCH_CPU_INDEX)"; \
+	else \
+		echo "could not install torch from $(TORCH_CPU_INDEX) (unreachable?): installing torch==$(TORCH_VERSION) from the configured index"; \
+		$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"; \
+	fi
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(BIN)/invlab
 

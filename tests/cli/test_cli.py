@@ -76,6 +76,24 @@ def test_user_errors_are_one_line_and_exit_2(argv, match, capsys, tmp_path):
     assert match in err and "Traceback" not in err
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [42, 2**62])
+def test_pretrain_at_large_seeds_as_the_user_types_it(seed, tmp_path, capsys):
+    """`invlab pretrain --recipe simclr-controlled seed=42` died at the first step."""
+    run = tmp_path / "r"
+    assert main(["pretrain", "--recipe", "simclr-controlled", f"seed={seed}", "data.controlled.train_samples=256",
+                 "data.controlled.test_samples=64", "data.batch_size=64", "model.width=4", "trainer.max_epochs=1",
+                 "--out", str(run), "--no-progress"]) == 0, capsys.readouterr().err
+    assert json.loads((run / "run.json").read_text())["seed"] == seed
+
+
+@pytest.mark.parametrize("seed", ["-1", "9223372036854775808"])
+def test_seed_outside_63_bits_is_one_line(seed, tmp_path, capsys):
+    assert main(["pretrain", "--recipe", "simclr-digits", f"seed={seed}", "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 2
+    assert "recipe key 'seed': expected an integer in [0, 2**63)" in capsys.readouterr().err
+
+
 def test_existing_run_folder_is_not_overwritten(tmp_path, capsys):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "keep.txt").write_text("mine")
@@ -101,7 +119,12 @@ def test_demo_quick(tmp_path, capsys):
                                                      "grayscale", "blur"}
     for name in ("report.md", "examples.png", "invariance.png"):
         assert (tmp_path / "demo" / name).is_file(), name
-    assert "![invariance](invariance.png)" in (tmp_path / "demo" / "report.md").read_text()
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "![invariance](invariance.png)" in report
+    # the findings are the sentences computed from these numbers, written into the report
+    assert results["findings"] and all(f"- {line}" in report for line in results["findings"])
+    assert results["trained_with"] == {"supervised": ["rotate", "scale"],
+                                       "simclr": ["scale", "translate", "hflip", "hue", "brightness", "grayscale"]}
 
 
 @pytest.mark.slow

@@ -40,7 +40,6 @@ def test_pretrain_and_forecast_on_etth1(etth1_csv, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_pretrain_and_classify_gunpoint_with_supervised_baseline(tmp_path, capsys):
-    pytest.importorskip("aeon")
     for recipe in ("timedrl-ucr", "supervised-ucr"):
         run = tmp_path / recipe
         assert main(["pretrain", "--recipe", recipe, "data.dataset=GunPoint", *TINY_MODEL, "trainer.max_epochs=3",
@@ -52,8 +51,24 @@ def test_pretrain_and_classify_gunpoint_with_supervised_baseline(tmp_path, capsy
         result = json.loads((run / "eval_classify.json").read_text())
         assert 0.0 <= result["accuracy"] <= 1.0 and result["probe"]["cv_folds"] == 5
         assert ("trained_head" in result) == (recipe == "supervised-ucr")
+    run = tmp_path / "timedrl-ucr"
+    assert main(["evaluate", str(run), "--protocol", "classify", "--features", "all", "--level-scale",
+                 "--no-progress"]) == 0
+    assert "instance + mean+max of the patch tokens + level/scale" in capsys.readouterr().out
+    rich = json.loads((run / "eval_classify.json").read_text())["probe"]
+    d_model = json.loads((run / "encoder.json").read_text())["feature_dim"]
+    assert rich["features"] == "all" and rich["level_scale"] and rich["feature_dim"] == 3 * d_model + 2
     assert main(["evaluate", str(tmp_path / "timedrl-ucr"), "--protocol", "forecast", "--no-progress"]) == 2
     assert "needs forecasting data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_time_series_pretrain_and_classify_at_a_large_seed(tmp_path, capsys):
+    """Seeds above 2**32 reach scikit-learn's probe (random_state takes 32 bits)."""
+    run = tmp_path / "r"
+    assert main(["pretrain", "--recipe", "timedrl-ucr", "data.dataset=GunPoint", f"seed={2**62}", *TINY_MODEL,
+                 "--out", str(run), "--no-progress"]) == 0
+    assert main(["evaluate", str(run), "--protocol", "classify", "--no-progress"]) == 0
 
 
 def test_dataset_override_and_errors(tmp_path, capsys):

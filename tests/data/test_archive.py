@@ -94,3 +94,39 @@ def test_member_escaping_the_target_is_refused(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="outside the target"):
         extract_once(archive)
     assert not [p for p in (tmp_path / "cache" / "extracted").glob("evil.tar-*") if p.is_dir()]
+
+
+@pytest.mark.parametrize("filters", [True, False], ids=["data-filter", "older-python"])
+def test_extraction_with_and_without_tarfile_filters(filters, tmp_path, monkeypatch):
+    """``extractall(filter="data")`` exists from Python 3.10.12 / 3.11.4; on older ones the
+    fallback writes only folders and file bytes: no setuid bits, no links, same content."""
+    import io
+    import stat
+
+    monkeypatch.setenv("INVLAB_CACHE", str(tmp_path / "cache"))
+    if not filters:  # as on Python 3.10.11: no data_filter, and extractall takes no filter
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+        plain = tarfile.TarFile.extractall
+
+        def extractall(self, path=".", members=None, *, numeric_owner=False, **kw):
+            if kw:
+                raise TypeError(f"extractall() got an unexpected keyword argument {next(iter(kw))!r}")
+            return plain(self, path, members, numeric_owner=numeric_owner)
+
+        monkeypatch.setattr(tarfile.TarFile, "extractall", extractall)
+    archive = tmp_path / "set.tar"
+    with tarfile.open(archive, "w") as tf:
+        for name, data, mode in (("set/a/1.txt", b"one", 0o4755), ("set/b/2.txt", b"two", 0o644)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tf.addfile(info, io.BytesIO(data))
+    target = extract_once(archive)
+    assert (target / "set" / "a" / "1.txt").read_bytes() == b"one" and (target / "set" / "b" / "2.txt").read_text() == "two"
+    assert not (target / "set" / "a" / "1.txt").stat().st_mode & stat.S_ISUID
+    link = tmp_path / "link.tar"
+    with tarfile.open(link, "w") as tf:
+        info = tarfile.TarInfo("set/l")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(info)
+    with pytest.raises(DataError, match="link or device"):
+        extract_once(link)

@@ -16,8 +16,6 @@ from invlab.data.timeseries import (
 )
 from invlab.errors import DataError
 
-pytest.importorskip("aeon")
-
 SHIPPED = ["ACSF1", "ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand", "JapaneseVowels", "OSULeaf",
            "PickupGestureWiimoteZ"]
 

@@ -52,3 +52,85 @@ def test_scores_and_encoding():
     x = np.random.default_rng(0).normal(size=(5, 2, 24)).astype(np.float32)
     feats = encode_series(enc, x, batch_size=2)
     torch.testing.assert_close(feats, enc(torch.from_numpy(x))[:, 0])
+
+
+@pytest.mark.parametrize("channel_independent", [False, True])
+@pytest.mark.parametrize("features, width", [("instance", 1), ("tokens", 2), ("all", 3)])
+@pytest.mark.parametrize("level_scale", [False, True])
+def test_probe_features_have_the_documented_shapes_and_values(channel_independent, features, width, level_scale):
+    c, d = 3, 8
+    enc = PatchTransformer(c, 32, patch_len=8, stride=8, d_model=d, n_heads=2,
+                           channel_independent=channel_independent).eval()
+    x = np.random.default_rng(1).normal(size=(5, c, 32)).astype(np.float32) * 3 + 2
+    feats = encode_series(enc, x, batch_size=2, features=features, level_scale=level_scale)
+    per_series = c * width * d if channel_independent else width * d
+    assert feats.shape == (5, per_series + (2 * c if level_scale else 0))
+    # a naive reading of the tokens: [CLS], then mean and max over tokens 1..T_p, per channel block
+    with torch.no_grad():
+        tokens = enc(torch.from_numpy(x))
+    parts = {"instance": [tokens[:, 0]], "tokens": [tokens[:, 1:].mean(1), tokens[:, 1:].max(1).values]}
+    parts["all"] = parts["instance"] + parts["tokens"]
+    expected = torch.cat(parts[features], dim=-1).reshape(5, per_series)
+    torch.testing.assert_close(feats[:, :per_series], expected)
+    if level_scale:
+        naive = [[s[k].mean() for k in range(c)] + [np.log(np.sqrt(s[k].var() + 1e-5)) for k in range(c)] for s in x]
+        torch.testing.assert_close(feats[:, per_series:], torch.tensor(naive, dtype=torch.float32), rtol=1e-5, atol=1e-5)
+
+
+def test_level_scale_features_depend_on_each_series_alone():
+    """No label, no other series (of the training or the test split) enters a row."""
+    from invlab.evaluation.classification import series_level_scale
+
+    enc = PatchTransformer(2, 24, patch_len=8, stride=8, d_model=8, n_heads=2, channel_independent=False).eval()
+    rng = np.random.default_rng(2)
+    train = rng.normal(size=(4, 2, 24)).astype(np.float32)
+    alone = encode_series(enc, train, level_scale=True, features="all")
+    with_test = encode_series(enc, np.concatenate([train, 100 * rng.normal(size=(7, 2, 24)).astype(np.float32)]),
+                              batch_size=3, level_scale=True, features="all")
+    torch.testing.assert_close(with_test[:4], alone)
+    ls = series_level_scale(torch.from_numpy(train))
+    torch.testing.assert_close(series_level_scale(torch.from_numpy(train[[2]])), ls[[2]])
+    # the level and scale are exactly what instance normalisation removes
+    from invlab.nn.patch_transformer import instance_normalize
+
+    _, stats = instance_normalize(torch.from_numpy(train))
+    torch.testing.assert_close(ls, torch.cat([stats.mean[..., 0], stats.std[..., 0].log()], 1))
+
+
+def test_probe_features_refuse_unknown_options_and_bad_shapes():
+    from invlab.evaluation.classification import series_level_scale
+
+    enc = PatchTransformer(1, 16, patch_len=8, stride=8, d_model=8, n_heads=2, channel_independent=False)
+    with pytest.raises(ValueError, match="instance, tokens, all.*'cls'"):
+        encode_series(enc, np.zeros((2, 1, 16), np.float32), features="cls")
+    with pytest.raises(ValueError, match=r"\(N, C, T\)"):
+        series_level_scale(torch.zeros(4, 16))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_minirocket_rows_come_from_aeon(channels, monkeypatch):
+    """The peer row is aeon's MiniRocketClassifier, called as aeon ships it (fit, predict)."""
+    from aeon.classification.convolution_based import MiniRocketClassifier
+
+    from invlab.evaluation.baselines import minirocket_scores
+
+    rng = np.random.default_rng(3)
+    y = np.arange(40) % 2
+    x = rng.normal(size=(40, channels, 50)) + 2 * y[:, None, None] * np.sin(np.linspace(0, 6, 50))
+    calls = []
+    original_fit = MiniRocketClassifier.fit
+
+    def spy(self, *args, **kwargs):
+        calls.append((type(self), self.random_state))
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(MiniRocketClassifier, "fit", spy)
+    row = minirocket_scores(x[:20], y[:20], x[20:], y[20:], seed=5)
+    assert calls == [(MiniRocketClassifier, 5)]
+    assert row["estimator"] == "aeon.classification.convolution_based._minirocket.MiniRocketClassifier"
+    assert row["transform"].startswith("aeon.transformations.collection.convolution_based")
+    reference = MiniRocketClassifier(random_state=5).fit(x[:20], y[:20]).predict(x[20:])
+    assert row["accuracy"] == pytest.approx(float((reference == y[20:]).mean()))
+    assert row["accuracy"] > 0.9 and row["fit_seconds"] > 0
+    with pytest.raises(ValueError, match=r"\(N, C, T\)"):
+        minirocket_scores(x[:20, 0], y[:20], x[20:, 0], y[20:])

@@ -132,3 +132,20 @@ def test_paired_views_of_a_class_sorted_real_set_sample_every_class():
     assert len(set(matches)) == 100 and all(labels[m] == pairs.labels[j] for j, m in enumerate(matches))
     again = PairedViews(data, "rot90", num_samples=100, seed=0)
     torch.testing.assert_close(again.render(torch.arange(5), 0), pairs.render(torch.arange(5), 0))
+
+
+class _ChannelNorm(torch.nn.Module):
+    def forward(self, x):
+        return (x / x.std(-1, keepdim=True)).flatten(1)
+
+
+def test_series_invariance_with_series_transformations():
+    """Series ``(N, C, T)`` take the time-series transformations: a per-channel
+    normalisation is invariant to per-channel scaling, the raw series are not."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 2, 32, generator=g).cumsum(-1)
+    norm = invariance_score(_ChannelNorm(), x, "ts_scaling", num_samples=64, bootstrap=20)["output"]
+    raw = invariance_score(torch.nn.Flatten(), x, "ts_scaling", num_samples=64, bootstrap=20)["output"]
+    assert norm.score < 1e-4 < 0.05 < raw.score
+    with pytest.raises(ConfigError, match="'rotate' is not a time-series transformation"):
+        invariance_score(torch.nn.Flatten(), x, "rotate", num_samples=8)

@@ -93,3 +93,61 @@ def test_two_view_methods_refuse_other_view_counts():
     enc = Encoder(resnet18(width=4, in_channels=1), [0.3], [0.3])
     with pytest.raises(ValueError, match="exactly 2 views"):
         SimCLR(enc, MultiViewSampler(RandomResizedCrop(8), 3))
+
+
+LARGE_SEEDS = [0, 42, 2**31, 2**62]
+
+
+def _every_step_generator_method():
+    """Every registered base image method and its E-SSL variant (all draw their views from
+    the step generator); the other families test large seeds in their own files."""
+    from invlab.methods import METHODS, EquivarianceSpec, SSLMethod
+
+    small_view = [{"name": "crop", "size": 4, "scale": [0.2, 1.0]}]
+    kw = {"simclr": {"projector": HeadSpec([16], 8)},
+          "simsiam": {"projector": HeadSpec([16], 16, last_norm="batch"), "predictor": HeadSpec([8], 16)},
+          "barlow_twins": {"projector": HeadSpec([16], 16)}, "supervised": {}}
+    for name, spec in METHODS.items():
+        if not issubclass(spec.cls, SSLMethod):
+            continue  # the time-series methods: tests/methods/test_timedrl.py
+        base = name.removeprefix("e_")
+        if base not in kw:
+            continue  # learned-augmentation and video methods: large seeds in test_instaaug.py / test_hdc.py
+        extra = {"equivariance": EquivarianceSpec(weight=0.4, view=small_view, hidden=[16])} if name != base else {}
+        yield pytest.param(spec.cls, {**kw[base], **extra}, id=name)
+
+
+@pytest.mark.parametrize("seed", LARGE_SEEDS)
+@pytest.mark.parametrize("cls, kw", list(_every_step_generator_method()))
+def test_every_method_trains_at_any_seed(cls, kw, seed, monkeypatch):
+    """Seeds from 19 up overflowed the step generator ("Overflow when unpacking long long")."""
+    if cls.__name__ == "Supervised":
+        enc = Encoder(resnet18(width=4, in_channels=1), [0.3], [0.3])
+        views = MultiViewSampler(Compose([RandomResizedCrop(8, scale=(0.5, 1.0)), HorizontalFlip()]), num_views=1)
+        m = cls(enc, views, num_classes=10, seed=seed)
+    else:
+        m = _method(cls, seed=seed, **kw)
+    monkeypatch.setattr(type(m), "global_rank", property(lambda self: 0), raising=False)
+    monkeypatch.setattr(type(m), "current_epoch", property(lambda self: 3), raising=False)
+    monkeypatch.setattr(m, "log", lambda *a, **k: None)
+    loss = m.training_step(_batch(), 17)
+    assert torch.isfinite(loss)
+    loss.backward()
+
+
+@pytest.mark.parametrize("seed", LARGE_SEEDS)
+def test_augmentation_dropout_and_equivariance_streams_are_distinct(seed):
+    """The global RNG (dropout) is seeded from a different derivation than the views, so
+    dropout masks do not replay the view draws; E-SSL's extra view has a third stream."""
+    from invlab.runs.pretrain_run import StepSeeder
+
+    class _Trainer:
+        global_rank, current_epoch = 1, 2
+
+    StepSeeder(seed).on_train_batch_start(_Trainer(), None, None, 5)
+    global_draw = torch.rand(64)
+    views = torch.rand(64, generator=step_generator(seed, 1, 2, 5))
+    eq = torch.rand(64, generator=step_generator(seed, 1, 2, 5, stream="equivariance"))
+    assert not torch.equal(global_draw, views) and not torch.equal(views, eq) and not torch.equal(global_draw, eq)
+    StepSeeder(seed).on_train_batch_start(_Trainer(), None, None, 5)
+    assert torch.equal(global_draw, torch.rand(64))  # still a pure function of the position

@@ -32,9 +32,13 @@ def test_param_groups_exclude_bias_and_norm():
     assert groups[1]["weight_decay"] == 0.0 and len(groups[1]["params"]) == 4
     probe = torch.nn.Linear(3, 2)
     assert len(param_groups(torch.nn.ModuleList([model, probe]), OptimSpec(), exclude=[probe])[0]["params"]) == 6
-    for name in ("sgd", "lars", "adamw"):
-        opt = build_optimizer(param_groups(model, OptimSpec(name=name, exclude_bias_and_norm=True)), OptimSpec(name=name))
-        assert opt is not None
+    for name, cls in (("sgd", torch.optim.SGD), ("lars", LARS), ("adamw", torch.optim.AdamW)):
+        spec = OptimSpec(name=name, lr=0.3, weight_decay=0.01, exclude_bias_and_norm=True)
+        opt = build_optimizer(param_groups(model, spec), spec)
+        assert type(opt) is cls
+        assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]
+        assert all(g["lr"] == 0.3 for g in opt.param_groups)
+        assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
     with pytest.raises(ValueError):
         build_optimizer(groups, OptimSpec(name="rmsprop"))
 

@@ -140,3 +140,14 @@ def test_supervised_baseline_learns_separable_classes():
     assert (model.logits(x).argmax(1) == y).float().mean() > 0.9
     with pytest.raises(ValueError, match="at least 2 classes"):
         SupervisedTimeSeries(_encoder(), 1)
+
+
+@pytest.mark.parametrize("seed", [0, 42, 2**31, 2**62])
+def test_time_series_methods_train_at_any_seed(seed, monkeypatch):
+    for model in (TimeDRL(_encoder(), randomness="augmentation", augment=Compose([Jitter(0.2), Scaling(0.2)]), seed=seed),
+                  TimeDRL(_encoder(), seed=seed),
+                  SupervisedTimeSeries(_encoder(), num_classes=2, seed=seed)):
+        monkeypatch.setattr(model, "log", lambda *a, **k: None)
+        batch = {"series": _sines(8), "label": torch.arange(8) % 2}
+        loss = model.training_step(batch, 9)
+        assert torch.isfinite(loss)

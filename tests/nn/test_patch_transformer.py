@@ -109,3 +109,16 @@ def test_bad_configurations_and_inputs():
     enc = PatchTransformer(2, 40, patch_len=8, stride=8, d_model=16, n_heads=2)
     with pytest.raises(ValueError, match=r"expects series \(B, 2, 40\), got \(3, 3, 40\)"):
         enc(torch.randn(3, 3, 40))
+
+
+def test_instance_norm_off_feeds_the_series_unchanged():
+    x = torch.randn(3, 2, 32) * 5 + 7
+    on = PatchTransformer(2, 32, patch_len=8, stride=8, d_model=8, n_heads=2, channel_independent=False).eval()
+    config = {k: v for k, v in on.config.items() if k != "arch"}
+    off = PatchTransformer(**{**config, "instance_norm": False}).eval()
+    off.load_state_dict(on.state_dict())
+    xn, stats = off.normalize(x)
+    assert torch.equal(xn, x) and torch.equal(stats.denormalize(xn), x)
+    # the same weights see the normalised series when instance norm is on
+    torch.testing.assert_close(on(x), off(on.normalize(x)[0]))
+    assert off.config["instance_norm"] is False and on.config["instance_norm"] is True

@@ -80,3 +80,49 @@ def test_atomic_save_keeps_the_old_file_when_saving_fails(tmp_path):
         atomic_torch_save({"v": Unsaveable()}, path)
     assert int(safe_torch_load(path)["v"]) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda text: text[: len(text) // 2], "encoder.json: cannot read the encoder description"),
+        (lambda text: "[1, 2]", "the encoder description must be a JSON object, found list"),
+        (lambda text: text.replace('"format_version": 1', '"format_version": "one"'), "written by a newer invlab"),
+        (lambda text: text.replace('"backbone": {', '"backbone": 7, "x": {'), "cannot rebuild the encoder"),
+        (lambda text: text.replace('"mean": [', '"mean": "grey", "m": ['), "cannot rebuild the encoder"),
+    ],
+)
+def test_truncated_or_hand_edited_encoder_json_is_one_clear_error(edit, match, tmp_path, capsys):
+    export_encoder(_encoder(), tmp_path)
+    meta = tmp_path / "encoder.json"
+    meta.write_text(edit(meta.read_text()))
+    with pytest.raises(CheckpointError, match=match):
+        load_encoder(tmp_path)
+    from invlab.cli.main import main
+
+    assert main(["measure", str(tmp_path), "-t", "rotate", "--num-samples", "8", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_safetensors_exports_are_written_like_checkpoints(tmp_path, monkeypatch):
+    """Unique temporary name, fsync, rename: a crash mid-write leaves the old export intact."""
+    from invlab.runs import checkpoint
+
+    export_encoder(_encoder(), tmp_path)
+    before = (tmp_path / "encoder.safetensors").read_bytes()
+    synced = []
+    real_fsync = checkpoint.os.fsync
+    monkeypatch.setattr(checkpoint.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+
+    def crash(src, dst):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(checkpoint.os, "replace", crash)
+    torch.manual_seed(1)
+    other = Encoder(resnet18(width=4, stem="cifar", in_channels=3), [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
+    with pytest.raises(OSError, match="power cut"):
+        export_encoder(other, tmp_path)
+    assert synced  # the data reached the disk before the rename
+    assert (tmp_path / "encoder.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder.json", "encoder.safetensors"]

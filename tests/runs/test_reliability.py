@@ -4,7 +4,6 @@ refuse concurrent or incompatible use of their folder."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -162,14 +161,15 @@ def test_incompatible_run_folder_is_refused(tmp_path, capsys):
         RunDir(tmp_path).check_compatible()
 
 
-def test_paths_from_recipes_never_reach_a_shell(tmp_path, capsys):
+def test_paths_with_shell_metacharacters_are_used_literally(tmp_path, monkeypatch):
+    """A run folder named with shell syntax is created under exactly that name."""
+    monkeypatch.chdir(tmp_path)
     marker = tmp_path / "pwned"
-    root = f"$(touch {marker}); `touch {marker}`"
-    out = tmp_path / "run"
-    assert main(["pretrain", "--recipe", "simclr-cifar10", f"data.root={root}", "trainer.max_epochs=1",
-                 "--out", str(out), "--no-progress"]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    assert not marker.exists()
+    out = tmp_path / "run $(touch pwned); `touch pwned` & x"
+    cfg = load_recipe("simclr-digits", [*RECIPE, "trainer.max_epochs=1"])
+    pretrain(cfg, out, progress=False)
+    assert (out / "encoder.safetensors").is_file() and not marker.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
 def test_resume_position_reads_both_kinds_of_checkpoint():
@@ -181,7 +181,7 @@ def test_resume_position_reads_both_kinds_of_checkpoint():
     end = ckpt({"ready": 2, "started": 2, "processed": 2, "completed": 1}, {"ready": 10, "completed": 10}, 20)
     assert resume_position(mid) == (18, 1, 8)
     assert resume_position(end) == (20, 2, 0)
-    assert not math.isnan(resume_position({})[0])
+    assert resume_position({}) == (0, 0, 0)  # a checkpoint without loop state starts at the beginning
 
 
 def test_stale_temporaries_of_an_interrupted_save_are_removed(tmp_path):
@@ -194,3 +194,34 @@ def test_stale_temporaries_of_an_interrupted_save_are_removed(tmp_path):
     assert main(["pretrain", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
     assert not stale.exists()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 2
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    pretrain(load_recipe("simclr-digits", [*RECIPE, "trainer.max_epochs=1"]), run, progress=False)
+    return run
+
+
+@pytest.mark.parametrize(
+    "name, text, match",
+    [
+        ("run.json", '{"format": "invlab-run", "format_ver', "run.json: cannot read the run's metadata (run.json)"),
+        ("run.json", "[1, 2]", "the run's metadata (run.json) must be a JSON object, found list"),
+        ("run.json", '{"format": "invlab-run", "format_version": "one"}', "run folder format one"),
+        ("summary.json", '{"train_seconds": 1', "summary.json: cannot read the run's summary (summary.json)"),
+        ("summary.json", '"done"', "the run's summary (summary.json) must be a JSON object, found str"),
+        ("summary.json", '{"train_seconds": "fast"}', "'train_seconds' must be a number, found 'fast'"),
+    ],
+)
+def test_truncated_or_hand_edited_run_files_are_one_clear_error(finished_run, name, text, match, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / name).write_text(text)
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("max_epochs: 1", "max_epochs: 2"))
+    assert main(["pretrain", "--resume", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert (run / "encoder.safetensors").read_bytes() == (finished_run / "encoder.safetensors").read_bytes()

@@ -178,3 +178,44 @@ def test_classification_needs_two_series_and_two_classes(tmp_path):
     (tmp_path / "same_TEST.tsv").write_text("1\t1\t2\t3\t4\t5\t6\t7\t8\n")
     with pytest.raises(DataError, match=r"same_TRAIN.tsv: the training split has 2 series in 1 class"):
         setup(load_recipe("supervised-ucr", small + ["data.dataset=same"]), 1, False)
+
+
+def test_standardize_uses_training_statistics_only():
+    import numpy as np
+
+    from invlab.runs.timeseries import load_labelled_data
+
+    raw_train, raw_test = load_labelled_data(load_recipe("timedrl-ucr", ["data.dataset=BasicMotions"]))
+    train, test = load_labelled_data(load_recipe("timedrl-ucr", ["data.dataset=BasicMotions", "data.standardize=true"]))
+    mean, std = raw_train.x.mean(axis=(0, 2), keepdims=True), raw_train.x.std(axis=(0, 2), keepdims=True)
+    np.testing.assert_allclose(train.x.mean(axis=(0, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(train.x.std(axis=(0, 2)), 1, atol=1e-4)
+    np.testing.assert_allclose(test.x, (raw_test.x - mean) / std, rtol=1e-5, atol=1e-5)
+    assert (train.y == raw_train.y).all() and (test.y == raw_test.y).all()
+    with pytest.raises(ConfigError, match="'data.standardize' is for ucr data"):
+        load_recipe("timedrl-etth1", ["data.standardize=true"])
+
+
+def test_classify_protocol_probe_options_and_the_untrained_reference(tmp_path):
+    import shutil
+
+    from invlab.runs.timeseries import build_encoder, classify_protocol
+
+    cfg = load_recipe("timedrl-ucr", ["data.dataset=ItalyPowerDemand", "model.d_model=8", "model.n_heads=2",
+                                      "model.n_layers=1"])
+    torch.manual_seed(0)
+    export_series_encoder(build_encoder(cfg, 1, 24), tmp_path)
+    (tmp_path / "snapshots").mkdir()
+    shutil.copy(tmp_path / "encoder.safetensors", tmp_path / "snapshots" / "epoch000.safetensors")
+    shutil.copy(tmp_path / "encoder.json", tmp_path / "snapshots" / "encoder.json")
+    base = classify_protocol(tmp_path, cfg, progress=False)
+    assert base["probe"]["feature_dim"] == 8 and base["probe"]["features"] == "instance" and "untrained" not in base
+    rich = classify_protocol(tmp_path, cfg, progress=False, features="all", level_scale=True, include_init=True)
+    assert rich["probe"]["feature_dim"] == 3 * 8 + 2 and rich["probe"]["level_scale"]
+    assert rich["untrained"] == rich["probe"]  # the snapshot holds the same weights here
+    assert "instance + mean+max of the patch tokens + level/scale (26 features" in rich["table"]
+    with pytest.raises(ConfigError, match="'features' must be one of instance, tokens, all"):
+        classify_protocol(tmp_path, cfg, progress=False, features="cls")
+    shutil.rmtree(tmp_path / "snapshots")
+    with pytest.raises(ConfigError, match="include_init needs the run's snapshots"):
+        classify_protocol(tmp_path, cfg, progress=False, include_init=True)

@@ -1,17 +1,41 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from invlab.errors import ConfigError
-from invlab.transforms import RandomApply, build_pipeline, build_transform, transform_names
+from invlab.transforms import (
+    RandomApply,
+    Transform,
+    build_pipeline,
+    build_transform,
+    transform_names,
+)
 
 
-def test_builds_every_registered_transform_with_defaults():
-    for name in transform_names():
-        spec = {"name": name}
-        if name == "resize":
-            spec["size"] = 8
-        build_transform(spec)
+@pytest.mark.parametrize("name", transform_names())
+def test_every_registered_transform_builds_a_pure_batched_transform(name):
+    """Built with its defaults, each transform draws parameters with the batch as leading
+    dimension, as a function of the generator only; applies them keeping the batch and
+    shape; and its identity parameters leave the input unchanged."""
+    spec = {"name": name, "size": 8} if name == "resize" else {"name": name}
+    t = build_transform(spec)
+    assert isinstance(t, Transform)
+    series = name in transform_names("series")
+    x = torch.randn(5, 2, 32) if series else torch.rand(5, 3, 16, 16)
+    size = (2, 32) if series else (16, 16)
+    params = t.sample(5, torch.Generator().manual_seed(3), size=size)
+    again = t.sample(5, torch.Generator().manual_seed(3), size=size)
+    assert params.keys() == again.keys()
+    for key, value in params.items():
+        assert value.shape[0] == 5, key
+        assert torch.equal(value, again[key]), key
+    y = t.apply(x, params)
+    assert torch.isfinite(y).all() and torch.equal(y, t.apply(x, params))
+    expected = (5, 3, 8, 8) if name == "resize" else x.shape
+    assert y.shape == expected
+    if name != "resize":
+        torch.testing.assert_close(t.apply(x, t.identity_params(5)), x, atol=1e-5, rtol=0)
 
 
 def test_p_wraps_in_random_apply_unless_the_transform_draws_its_own():

@@ -68,30 +68,50 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--train-subset", type=int, help="training images used as bank / probe set")
     e.add_argument("--k", type=int, default=200, help="kNN neighbours (default 200)")
     e.add_argument("--t", type=float, default=0.1, help="kNN temperature (default 0.1)")
-    e.add_argument("--epochs", type=int, default=100, help="linear probe epochs (default 100)")
-    e.add_argument("--lr", type=float, default=1e-3, help="linear probe learning rate (default 1e-3)")
+    e.add_argument("--epochs", type=int, default=100, help="linear probe (and video fine-tuning) epochs (default 100)")
+    e.add_argument("--lr", type=float, default=1e-3, help="linear probe (and video fine-tuning) learning rate (default 1e-3)")
     e.add_argument("--horizons", type=int, nargs="+", help="forecast: horizons (default: the run's data.horizons)")
     e.add_argument("--head", choices=["ridge", "sgd"], help="forecast: ridge (default) or TimeDRL's trained linear head")
+    e.add_argument("--features", choices=["instance", "tokens", "all"],
+                   help="classify: what the probe reads: instance ([CLS], default; D features), tokens (mean and max "
+                        "over the patch tokens; 2D) or all (both; 3D)")
+    e.add_argument("--level-scale", action="store_true",
+                   help="classify: also give the probe each series' per-channel mean and log std (2C features), "
+                        "which instance normalisation removes")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--no-progress", action="store_true")
 
     m = sub.add_parser(
         "measure", help="invariance (and equivariance) profile of an encoder",
-        description="MODEL is a run folder, a checkpoint (.ckpt) or an exported encoder.safetensors. For each "
+        description="MODEL is a run folder, a checkpoint (.ckpt) or an exported encoder.safetensors (image or "
+                    "time series), or use --model package.module:factory for your own network. For each "
                     "transformation: the invariance score (0 = invariant, ~1 = as far as another image) per layer "
                     "with a bootstrap interval; with --equivariance also how well a linear probe recovers its "
-                    "parameters and how well a linear map predicts the transformed representation. Writes "
+                    "parameters and how well a linear map predicts the transformed representation. Time-series "
+                    "encoders are measured on their run's test series with the time-series transformations. Writes "
                     "measure.json, measure.md and invariance.png.")
-    m.add_argument("model", metavar="MODEL")
+    m.add_argument("model", metavar="MODEL", nargs="?")
+    m.add_argument("--model", dest="model_factory", metavar="MODULE:FACTORY",
+                   help="your own network: package.module:factory (or path/to/file.py:factory), a function "
+                        "returning a torch.nn.Module that takes images (N, C, H, W) in [0, 1]")
+    m.add_argument("--weights", help="weights for --model: .safetensors or a state-dict .pt (loaded with "
+                                     "weights_only=True; every key and shape must match)")
+    m.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
+                   help="input of --model: channels and square image side (default 3 32 32)")
+    m.add_argument("--mean", type=float, nargs="+", help="per-channel mean subtracted before --model's forward")
+    m.add_argument("--std", type=float, nargs="+", help="per-channel std divided before --model's forward")
     m.add_argument("--transforms", "-t", default="all",
-                   help="comma-separated Transforms-2D names (translate, rotate, scale, hflip, vflip, shear, hue, "
+                   help="comma-separated names; time series: ts_jitter, ts_scaling, magnitude_warp, time_warp, "
+                        "window_slice, window_crop, segment_permutation, ts_masking, or all; images: Transforms-2D names (translate, rotate, scale, hflip, vflip, shear, hue, "
                         "brightness, grayscale, posterize, invert, sharpen, blur, noise, pixelate, elastic, erasing, "
                         "contrast), or all / geometric / photometric / corruption (default: all)")
     m.add_argument("--layers", "-l", help="comma-separated layers: output (default), stem, layer1..layer4, or any "
-                                          "module name of the encoder")
-    m.add_argument("--data", default="controlled",
-                   help="controlled (default: a controlled set, transformations act on the object), run (the run's "
-                        "own test data), or a data set name (cifar10, image_folder, digits) with --data-root")
+                                          "module name of the encoder (as in model.named_modules()); time "
+                                          "series: output (instance embedding) or tokens")
+    m.add_argument("--data",
+                   help="controlled (default for images: a controlled set, transformations act on the object), run "
+                        "(the run's own test data; the only choice, and default, for time series), or a data set "
+                        "name (cifar10, image_folder, digits) with --data-root")
     m.add_argument("--data-root", help="data path for --data cifar10 / image_folder")
     m.add_argument("--image-size", type=int, help="side of the controlled images (default: the encoder's input size, else 32)")
     m.add_argument("--num-samples", type=int, default=1000, help="samples (twin pairs) per transformation (default 1000)")
@@ -179,11 +199,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overrides.append(("root", args.data_root))
     if args.train_subset:
         overrides.append(("train_subset", args.train_subset))
-    extra = {key: getattr(args, key) for key in ("horizons", "head") if getattr(args, key) is not None}
+    extra = {key: getattr(args, key) for key in ("horizons", "head", "features") if getattr(args, key) is not None}
+    if args.level_scale:
+        extra["level_scale"] = True
     result = evaluate(args.model, args.protocol, overrides, k=args.k, temperature=args.t, epochs=args.epochs,
                       lr=args.lr, progress=_show_progress(args), **extra)
     if args.json:
         print(json.dumps(result, indent=2, default=float))
+    elif "video_top1" in result:
+        print(f"{args.protocol} top-1 on {result['data']} test ({result['test_videos']} videos x {result['clips_per_test_video']} "
+              f"clips, {result['train_videos']} training videos): clip {result['clip_top1']:.4f}, "
+              f"video {result['video_top1']:.4f}")
+    elif "test_videos" in result and "top1" in result:
+        print(f"{args.protocol} top-1 on {result['data']} test ({result['test_videos']} videos, centred clips, "
+              f"{result['train_videos']} training videos, k={result['k']}, t={result['temperature']}): {result['top1']:.4f}")
     elif "top1" in result:
         detail = f"k={result['k']}, t={result['temperature']}" if args.protocol == "knn" else f"{result['epochs']} epochs"
         print(f"{args.protocol} top-1 on {result['data']} test ({result['test_size']} images, "
@@ -202,7 +231,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     result = measure(args.model, args.transforms, args.layers, data=args.data, data_root=args.data_root,
                      image_size=args.image_size, num_samples=args.num_samples, metrics=metrics,
                      equivariance=args.equivariance, bootstrap=args.bootstrap, seed=args.seed, out=args.out,
-                     progress=_show_progress(args))
+                     progress=_show_progress(args), model_factory=args.model_factory, weights=args.weights,
+                     input_size=args.input_size, mean=args.mean, std=args.std)
     if args.json:
         print(json.dumps(result, indent=2, default=float))
     else:

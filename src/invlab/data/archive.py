@@ -76,7 +76,27 @@ def _extract(archive: Path, into: Path) -> None:
             _check_member(archive, m.name)
             if m.issym() or m.islnk() or m.isdev():
                 raise DataError(f"{archive}: member {m.name} is a link or device; refusing to extract")
-        tf.extractall(into, members=members, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4 / 3.12
+            tf.extractall(into, members=members, filter="data")
+        else:
+            _extract_plainly(tf, members, into)
+
+
+def _extract_plainly(tf: tarfile.TarFile, members: list[tarfile.TarInfo], into: Path) -> None:
+    """Extraction without tarfile's extraction filters (older Pythons): the members were
+    checked (no links, devices or paths outside ``into``); only folders and regular
+    files' bytes are written, with default permissions (no mode bits, owners or times
+    from the archive)."""
+    for m in members:
+        dest = into / m.name
+        if m.isdir():
+            dest.mkdir(parents=True, exist_ok=True)
+        elif m.isfile():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with tf.extractfile(m) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+        else:
+            raise DataError(f"{tf.name}: member {m.name} is not a file or folder; refusing to extract")
 
 
 @contextmanager

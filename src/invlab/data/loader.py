@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from invlab.data.arrays import ImageArray
+from invlab.seeding import stream_generator
 
 __all__ = ["ArrayDataset", "EpochShuffleSampler", "ImageDataModule", "array_loader"]
 
@@ -65,7 +66,7 @@ class EpochShuffleSampler(Sampler[int]):
         return self.length
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        g = stream_generator("shuffle", self.seed, self.epoch)
         order = torch.randperm(self.length, generator=g).tolist()
         if self._resume is not None and self._resume[0] == self.epoch:
             order = order[self._resume[1] :]

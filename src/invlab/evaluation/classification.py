@@ -1,4 +1,19 @@
-"""Classification by a linear probe on frozen instance embeddings ([CLS]).
+"""Classification by a linear probe on frozen time-series encoders.
+
+What the probe reads (``features``; ``D`` model width, ``C`` channels)::
+
+    "instance"  the method's instance embedding ([CLS] for TimeDRL)        (N, D)
+    "tokens"    mean, then max, over the timestamp (patch) tokens          (N, 2D)
+    "all"       instance, then mean, then max                              (N, 3D)
+    + level_scale: each input series' per-channel means, then the logs of
+      its per-channel standard deviations [m_1..m_C, log s_1..log s_C]     (N, ... + 2C)
+
+A channel-independent encoder reads every channel's tokens separately: ``C`` blocks of
+``D`` / ``2D`` / ``3D``, channel by channel, before the level/scale columns.
+
+The level and scale are what the encoder's instance normalisation removes; they are
+computed from each series alone (no labels, no other series), so the test features of a
+series never depend on the training split or on other test series.
 
 The probe is multinomial logistic regression on standardised features (statistics of the
 training split). Its inverse regularisation ``C`` is chosen by stratified k-fold
@@ -17,17 +32,48 @@ import torch
 from torch import Tensor
 
 from invlab.progress import progress as progress_bar
+from invlab.seeding import bounded_seed
 
-__all__ = ["encode_series", "ProbeSelection", "logistic_probe", "classification_scores", "DEFAULT_C_GRID"]
+__all__ = [
+    "encode_series", "series_level_scale", "ProbeSelection", "logistic_probe", "classification_scores",
+    "DEFAULT_C_GRID", "PROBE_FEATURES",
+]
 
 DEFAULT_C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+PROBE_FEATURES = ("instance", "tokens", "all")
+
+
+def series_level_scale(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """Per-series, per-channel level and scale of ``x (N, C, T)`` -> ``(N, 2C)``: the means
+    over time, then the logs of the standard deviations (biased, ``sqrt(var + eps)``, the
+    statistics instance normalisation divides by). Row ``i`` depends on series ``i`` only."""
+    if x.dim() != 3:
+        raise ValueError(f"expected series (N, C, T), got shape {tuple(x.shape)}")
+    x = x.double()
+    mean = x.mean(dim=-1)
+    std = torch.sqrt(x.var(dim=-1, unbiased=False) + eps)
+    return torch.cat([mean, std.log()], dim=1).float()
+
+
+def _pool(encoder, tokens: Tensor, instance: str, features: str) -> Tensor:
+    """Tokens ``(B', 1 + T_p, D)`` -> probe features per series (see the module docstring)."""
+    parts = []
+    if features in ("instance", "all"):
+        parts.append(encoder.instance_embedding(tokens, instance))
+    if features in ("tokens", "all"):
+        timestamps = tokens[:, 1:]
+        parts += [timestamps.mean(dim=1), timestamps.amax(dim=1)]
+    return encoder.per_series(torch.cat(parts, dim=-1))
 
 
 @torch.no_grad()
 def encode_series(encoder, x: np.ndarray | Tensor, batch_size: int = 256, instance: str = "cls",
-                  show_progress: bool = False) -> Tensor:
-    """Instance embeddings ``(N, D)`` (``(N, C * D)`` for a channel-independent encoder) of
-    series ``x (N, C, T)``, encoder in eval mode."""
+                  show_progress: bool = False, features: str = "instance", level_scale: bool = False) -> Tensor:
+    """Probe features of series ``x (N, C, T)``, encoder in eval mode: the instance
+    embeddings ``(N, D)`` by default (``(N, C * D)`` for a channel-independent encoder);
+    ``features`` and ``level_scale`` as in the module docstring."""
+    if features not in PROBE_FEATURES:
+        raise ValueError(f"probe features must be one of {', '.join(PROBE_FEATURES)}, got {features!r}")
     was_training = encoder.training
     encoder.eval()
     device = next(encoder.parameters()).device
@@ -36,8 +82,10 @@ def encode_series(encoder, x: np.ndarray | Tensor, batch_size: int = 256, instan
         starts = range(0, len(x), batch_size)
         for s in progress_bar(starts, "series", len(starts), show_progress, "batch"):
             batch = torch.as_tensor(np.asarray(x[s : s + batch_size]), dtype=torch.float32).to(device)
-            tokens = encoder(batch)
-            out.append(encoder.per_series(encoder.instance_embedding(tokens, instance)).float().cpu())
+            pooled = _pool(encoder, encoder(batch), instance, features)
+            if level_scale:
+                pooled = torch.cat([pooled, series_level_scale(batch).to(pooled.dtype)], dim=1)
+            out.append(pooled.float().cpu())
     finally:
         encoder.train(was_training)
     return torch.cat(out)
@@ -69,7 +117,7 @@ def _fit(train_x: np.ndarray, train_y: np.ndarray, c: float, seed: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=bounded_seed(seed)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings at extreme C are expected in a grid
         model.fit(train_x, train_y)
@@ -95,7 +143,7 @@ def logistic_probe(
     k = min(folds, int(counts[counts > 0].min()))
     cv: dict[float, float] = {}
     if k >= 2:
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=bounded_seed(seed))
         for c in grid:
             correct = 0
             for fit_idx, held_idx in splitter.split(train_x, train_y):

@@ -35,6 +35,7 @@ from invlab.evaluation.invariance import _device
 from invlab.evaluation.layers import LayerTaps, flatten_representation, resolve_layers
 from invlab.evaluation.paired_views import PairedViews
 from invlab.progress import progress as _progress
+from invlab.seeding import bounded_seed
 from invlab.transforms.base import ParamSpec
 
 __all__ = ["ParamRecovery", "EquivarianceScore", "equivariance_score", "equivariance_profile"]
@@ -113,7 +114,7 @@ def _logistic_accuracy(xtr, ytr, xte, yte, seed: int) -> tuple[float, float]:
     chance = float(np.mean(yte == values[np.argmax(counts)]))
     if len(values) < 2:
         return float("nan"), chance
-    model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(xtr, ytr)
+    model = LogisticRegression(C=1.0, max_iter=2000, random_state=bounded_seed(seed)).fit(xtr, ytr)
     return float(np.mean(model.predict(xte) == yte)), chance
 
 
@@ -159,7 +160,7 @@ def _groups(embedding: np.ndarray, bins: int, seed: int) -> np.ndarray:
         return inverse.reshape(-1)
     from sklearn.cluster import KMeans
 
-    return KMeans(bins, n_init=4, random_state=seed).fit_predict(embedding)
+    return KMeans(bins, n_init=4, random_state=bounded_seed(seed)).fit_predict(embedding)
 
 
 def _map_errors(f0: np.ndarray, ft: np.ndarray, groups: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[float, float]:

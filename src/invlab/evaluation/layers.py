@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from invlab.errors import ConfigError
 
-__all__ = ["OUTPUT", "resolve_layers", "LayerTaps", "flatten_representation"]
+__all__ = ["OUTPUT", "resolve_layers", "LayerTaps", "flatten_representation", "SeriesRepresentation"]
 
 OUTPUT = "output"
 
@@ -112,3 +112,24 @@ class LayerTaps:
         for label, name in self.layers:
             result[label] = out if name == OUTPUT else self._store[label]
         return result
+
+
+class SeriesRepresentation(nn.Module):
+    """A time-series token encoder (e.g. :class:`~invlab.nn.PatchTransformer`) as a module
+    from series ``(B, C, T)`` to one representation per series, for measurement.
+
+    The output is the instance embedding (``instance``: ``"cls"``, ``"last"`` or
+    ``"mean"``) with one row per series (a channel-independent encoder's channels are
+    concatenated); the layer ``"tokens"`` is every token of the series. Layers inside the
+    encoder see channel-independent batches ``(B * C, ...)``, so they are not offered.
+    """
+
+    def __init__(self, encoder: nn.Module, instance: str = "cls"):
+        super().__init__()
+        self.encoder, self.instance = encoder, instance
+        self.tokens = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = self.encoder(x)
+        self.tokens(self.encoder.per_series(tokens.flatten(1)))
+        return self.encoder.per_series(self.encoder.instance_embedding(tokens, self.instance))

@@ -8,6 +8,7 @@ from invlab.losses.equivariance import (
     discrete_loss,
     regression_loss,
 )
+from invlab.losses.hdc import StageWeights, multi_stage_nt_xent
 from invlab.losses.simsiam import SimSiamLoss, negative_cosine, simsiam_loss
 from invlab.losses.timedrl import instance_contrastive_loss, timestamp_predictive_loss
 
@@ -15,6 +16,7 @@ __all__ = [
     "BarlowTwinsLoss", "barlow_twins", "NTXentLoss", "nt_xent", "SimSiamLoss",
     "negative_cosine", "simsiam_loss", "instance_contrastive_loss", "timestamp_predictive_loss",
     "InfoNCELoss", "info_nce", "EquivarianceLoss", "circular_loss", "discrete_loss", "regression_loss",
+    "StageWeights", "multi_stage_nt_xent",
 ]
 from invlab.losses.invariance_propagation import (  # noqa: E402
     InvPLossOutput,

@@ -7,6 +7,7 @@ Each method file owns its recipe parameters and its :class:`~invlab.methods.spec
 from invlab.methods.barlow_twins import BarlowTwins
 from invlab.methods.base import SSLMethod, StepOutput
 from invlab.methods.essl import EBarlowTwins, EquivarianceSpec, Equivariant, ESimCLR, ESimSiam
+from invlab.methods.hdc import HDC, ClipSimCLR
 from invlab.methods.invariance_propagation import InvariancePropagation
 from invlab.methods.optim import LARS, OptimSpec
 from invlab.methods.registry import METHODS, register_method, registered
@@ -20,5 +21,5 @@ from invlab.methods.transitive_invariance import TransitiveInvariance
 
 __all__ = ["BarlowTwins", "SSLMethod", "StepOutput", "LARS", "OptimSpec", "SimCLR", "SimSiam", "Supervised",
            "METHODS", "MethodSpec", "register_method", "registered", "SupervisedTimeSeries", "TimeDRL"]
-__all__ += ["EBarlowTwins", "EquivarianceSpec", "Equivariant", "ESimCLR", "ESimSiam"]
+__all__ += ["EBarlowTwins", "EquivarianceSpec", "Equivariant", "ESimCLR", "ESimSiam", "HDC", "ClipSimCLR"]
 __all__ += ["InvariancePropagation", "TransitiveInvariance"]

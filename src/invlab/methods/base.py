@@ -18,6 +18,7 @@ from invlab.evaluation.knn import knn_accuracy
 from invlab.methods.optim import OptimSpec, build_optimizer, param_groups
 from invlab.methods.training import check_finite_loss, per_step_schedule
 from invlab.nn.encoder import Encoder
+from invlab.seeding import stream_generator
 from invlab.transforms.base import Transform
 from invlab.transforms.views import MultiViewSampler, Views
 
@@ -62,12 +63,13 @@ class EpochAverages:
         self.sums, self.count = dict(state.get("sums", {})), int(state.get("count", 0))
 
 
-def step_generator(seed: int, rank: int, epoch: int, batch_idx: int) -> torch.Generator:
+def step_generator(seed: int, rank: int, epoch: int, batch_idx: int, stream: str = "views") -> torch.Generator:
     """The augmentation RNG of one training step: a pure function of where the run is,
-    so a resumed run draws exactly the views an uninterrupted one would."""
-    g = torch.Generator()
-    g.manual_seed(((seed * 1_000_003 + rank) * 1_000_033 + epoch) * 1_000_037 + batch_idx)
-    return g
+    so a resumed run draws exactly the views an uninterrupted one would. ``stream`` names
+    an independent stream (``"views"``; E-SSL's extra view uses ``"equivariance"``; the
+    global RNG that dropout draws from is seeded from ``"global"`` by the run); any
+    integer seed works (hashed into 63 bits by :func:`~invlab.seeding.derive_seed`)."""
+    return stream_generator(stream, seed, rank, epoch, batch_idx)
 
 
 class SSLMethod(L.LightningModule):

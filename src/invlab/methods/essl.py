@@ -107,8 +107,7 @@ class Equivariant:
 
     def equivariance_generator(self, batch_idx: int) -> torch.Generator:
         """The extra view's random stream: separate from (and independent of) the base views'."""
-        base = step_generator(self.seed, self.global_rank, self.current_epoch, batch_idx).initial_seed()
-        return torch.Generator().manual_seed((base + 0x9E3779B97F4A7C15) % (1 << 63))
+        return step_generator(self.seed, self.global_rank, self.current_epoch, batch_idx, stream="equivariance")
 
     def equivariance_batch(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Params]:
         """``x (B, C, H, W)`` in [0, 1] -> the ``copies * B`` transformed small views and

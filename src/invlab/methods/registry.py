@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from invlab.methods import (
     barlow_twins,
     essl,
+    hdc,
+    instaaug,
     invariance_propagation,
     simclr,
     simsiam,
@@ -32,9 +34,11 @@ BUILTIN: tuple[MethodSpec, ...] = (
     barlow_twins.SPEC,
     supervised.SPEC,
     *essl.SPECS,
+    *instaaug.SPECS,
     timedrl.SPEC,
     supervised_timeseries.SPEC,
     invariance_propagation.SPEC,
+    *hdc.SPECS,
 )
 
 METHODS: dict[str, MethodSpec] = {}

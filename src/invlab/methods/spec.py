@@ -22,7 +22,7 @@ class MethodSpec:
     """A method as recipes see it.
 
     name: the recipe's ``method:`` value (unique).
-    modality: ``"image"`` or ``"timeseries"``: the recipe sections, run set-up and
+    modality: ``"image"``, ``"timeseries"`` or ``"video"``: the recipe sections, run set-up and
         evaluation protocols the method uses.
     cls: the LightningModule class the modality builds.
     params: dataclass of the recipe's ``params`` section; its fields are passed to ``cls``

@@ -12,3 +12,6 @@ from invlab.nn.encoder import Encoder  # noqa: E402
 from invlab.nn.patch_transformer import PatchTransformer  # noqa: E402
 
 __all__ += ["Encoder", "PatchTransformer"]
+from invlab.nn.video_resnet import VIDEO_STAGES, VideoResNet, r2plus1d_18, r3d_18  # noqa: E402
+
+__all__ += ["VIDEO_STAGES", "VideoResNet", "r2plus1d_18", "r3d_18"]

@@ -11,7 +11,8 @@ __all__ = ["Encoder"]
 
 
 class Encoder(nn.Module):
-    """``x (N, C, H, W)`` in ``[0, 1]`` (float) or ``0..255`` (uint8) ``-> (N, D)``.
+    """``x (N, C, H, W)`` (or clips ``(N, C, T, H, W)``) in ``[0, 1]`` (float) or ``0..255``
+    (uint8) ``-> (N, D)``.
 
     Normalises with per-channel ``mean``/``std`` (kept as buffers, so exported weights
     carry them) and runs ``backbone``. ``forward_features`` exposes the backbone's stage
@@ -36,9 +37,10 @@ class Encoder(nn.Module):
                 f"the encoder expects {self.mean.shape[1]} input channels, got {x.shape[1]} "
                 f"(input shape {tuple(x.shape)})"
             )
-        x = (x - self.mean) / self.std
+        shape = (1, -1, *([1] * (x.dim() - 2)))  # images (N, C, H, W) and clips (N, C, T, H, W)
+        x = (x - self.mean.view(shape)) / self.std.view(shape)
         if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
         return x
 
     def forward(self, x: Tensor) -> Tensor:

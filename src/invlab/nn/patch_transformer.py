@@ -14,7 +14,8 @@ Shapes (``B`` series, ``C`` channels, ``L`` steps, patch length ``P``, stride ``
 
 Token 0 is the instance embedding ([CLS]); tokens ``1..T_p`` are the timestamp
 embeddings. Instance normalisation has no affine part; its statistics are returned so
-forecasts can be de-normalised.
+forecasts can be de-normalised. ``instance_norm=False`` (an ablation, not TimeDRL) feeds
+the series unnormalised (statistics 0 and 1).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ class PatchTransformer(nn.Module):
         channel_independent: bool = True,
         activation: str = "gelu",
         norm_eps: float = 1e-5,
+        instance_norm: bool = True,
     ):
         super().__init__()
         if in_channels < 1:
@@ -145,11 +147,13 @@ class PatchTransformer(nn.Module):
             d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout,
             token_embedding=token_embedding, kernel_size=kernel_size, positional=positional,
             channel_independent=channel_independent, activation=activation, norm_eps=norm_eps,
+            instance_norm=instance_norm,
         )
         self.in_channels, self.seq_len = in_channels, seq_len
         self.patch_len, self.stride = patch_len, stride
         self.channel_independent = channel_independent
         self.norm_eps = norm_eps
+        self.instance_norm = instance_norm
         self.num_patches = num_patches(seq_len, patch_len, stride)
         self.token_dim = patch_len if channel_independent else in_channels * patch_len
         self.d_model = self.feature_dim = d_model
@@ -177,6 +181,9 @@ class PatchTransformer(nn.Module):
             raise ValueError(
                 f"the encoder expects series (B, {self.in_channels}, {self.seq_len}), got {tuple(x.shape)}"
             )
+        if not self.instance_norm:  # ablation: the series go in as they are (level 0, scale 1)
+            ones = x.new_ones(x.shape[0], x.shape[1], 1)
+            return x, InstanceStats(torch.zeros_like(ones), ones)
         return instance_normalize(x, self.norm_eps)
 
     def patchify(self, x: Tensor) -> Tensor:

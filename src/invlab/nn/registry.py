@@ -9,6 +9,7 @@ from torch import nn
 
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.nn.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from invlab.nn.video_resnet import VideoResNet, r2plus1d_18, r3d_18
 
 __all__ = ["BACKBONES", "build_backbone", "backbone_from_config"]
 
@@ -17,6 +18,9 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet34": resnet34,
     "resnet50": resnet50,
     "patch_transformer": PatchTransformer,  # time series (TimeDRL)
+    "r3d_18": r3d_18,  # video (N, C, T, H, W)
+    "r2plus1d_18": r2plus1d_18,
+    "video_resnet": VideoResNet,
 }
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["invariance_bars", "matrix_heatmap", "image_grid", "save_figure"]
+__all__ = ["invariance_bars", "matrix_heatmap", "image_grid", "save_figure", "learned_range_plot", "range_bars",
+           "crop_heatmaps"]
 
 
 def _figure(width: float, height: float):
@@ -134,4 +135,87 @@ def image_grid(
         ax.set_yticks([])
     for side in ax.spines.values():
         side.set_visible(False)
+    return save_figure(fig, path)
+
+
+def _as_hwc(img: np.ndarray) -> np.ndarray:
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    a = a.transpose(1, 2, 0)
+    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a[..., :3]
+
+
+def learned_range_plot(
+    images: np.ndarray,
+    a_minus: np.ndarray,
+    a_plus: np.ndarray,
+    labels: Sequence[str],
+    path: str | os.PathLike,
+    base_angles: np.ndarray | None = None,
+    unit: str = "deg",
+) -> Path:
+    """One panel per input ``images (N, C, H, W)``: the image and, beside it, its learned
+    range ``[-a_minus, +a_plus]`` drawn as a wedge (angles in degrees) around the upright
+    direction (and the input's own rotation ``base_angles`` as a tick, when given)."""
+    n = len(images)
+    cols = min(n, 6)
+    rows = math.ceil(n / cols)
+    fig = _figure(2.4 * cols, 1.35 * rows)
+    for i in range(n):
+        ax = fig.add_subplot(rows, 2 * cols, 2 * i + 1)
+        ax.imshow(_as_hwc(images[i]), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(str(labels[i]), fontsize=8)
+        pol = fig.add_subplot(rows, 2 * cols, 2 * i + 2, projection="polar")
+        lo, hi = -float(a_minus[i]), float(a_plus[i])
+        theta = np.radians(np.linspace(lo, hi, 64)) + np.pi / 2
+        pol.fill_between(theta, 0, 1, color="tab:blue", alpha=0.5)
+        if base_angles is not None:
+            pol.plot([np.radians(float(base_angles[i])) + np.pi / 2] * 2, [0, 1], color="tab:red", lw=1)
+        pol.set_yticks([])
+        pol.set_xticks([])
+        pol.set_title(f"-{-lo:.0f}/+{hi:.0f} {unit}", fontsize=7)
+    return save_figure(fig, path)
+
+
+def range_bars(
+    ranges: dict[str, dict[str, Sequence[float]]],
+    classes: Sequence[str],
+    path: str | os.PathLike,
+    ylabel: str = "learned rotation range (deg)",
+) -> Path:
+    """Per class, one floating bar ``[-a_minus, +a_plus]`` per series (method)."""
+    series = list(ranges)
+    fig = _figure(max(6.0, 0.5 * len(classes) * max(1, len(series)) / 2), 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(classes))
+    for j, name in enumerate(series):
+        lo = np.array([-float(ranges[name][c][0]) for c in classes])
+        hi = np.array([float(ranges[name][c][1]) for c in classes])
+        ax.bar(x + (j - (len(series) - 1) / 2) * width, hi - lo, width, bottom=lo, label=name)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xticks(x)
+    ax.set_xticklabels(classes, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, ncol=len(series))
+    return save_figure(fig, path)
+
+
+def crop_heatmaps(images: np.ndarray, heat: np.ndarray, path: str | os.PathLike, scale: int = 3) -> Path:
+    """Each input ``images (N, C, H, W)`` above its crop heat-map ``heat (N, H, W)`` (the
+    probability that a pixel lies inside the sampled crop)."""
+    n = len(images)
+    fig = _figure(1.1 * n + 0.5, 2.4)
+    for i in range(n):
+        ax = fig.add_subplot(2, n, i + 1)
+        ax.imshow(_as_hwc(images[i]), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax2 = fig.add_subplot(2, n, n + i + 1)
+        ax2.imshow(np.asarray(heat[i]), vmin=0, vmax=1, cmap="magma", interpolation="nearest")
+        ax2.set_xticks([])
+        ax2.set_yticks([])
     return save_figure(fig, path)

@@ -19,7 +19,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from invlab.errors import CheckpointError
 
-__all__ = ["atomic_torch_save", "safe_torch_load", "AtomicCheckpointIO"]
+__all__ = ["atomic_torch_save", "atomic_save_safetensors", "safe_torch_load", "read_json_object", "AtomicCheckpointIO"]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -58,6 +58,32 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_save_safetensors(state: dict[str, torch.Tensor], path: str | os.PathLike,
+                            metadata: dict[str, str] | None = None) -> None:
+    """``state`` as a safetensors file, written like a checkpoint (a temporary name unique
+    to this process, fsync, rename), so a crash never leaves a half-written file at ``path``."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in state.items()}, metadata=metadata)
+    atomic_write_bytes(path, data)
+
+
+def read_json_object(path: str | os.PathLike, what: str, error: type[Exception] = CheckpointError) -> dict[str, Any]:
+    """The JSON object in ``path`` (``what`` names it in errors, e.g. "the run's metadata").
+    A truncated, hand-broken or non-object file raises ``error`` in one line naming it."""
+    import json
+
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise error(f"{path}: cannot read {what} ({err}); the file is truncated or was edited by hand. Restore it, "
+                    "or start a new run") from None
+    if not isinstance(value, dict):
+        raise error(f"{path}: {what} must be a JSON object, found {type(value).__name__}; the file was edited by hand")
+    return value
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:

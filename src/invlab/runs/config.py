@@ -50,6 +50,8 @@ class TrainerSection:
     deterministic: bool = False
     limit_train_batches: int | float | None = None
     enable_progress_bar: bool = True
+    loggers: list[Any] | None = None  # csv (default), tensorboard, any Lightning logger: see runs/loggers.py
+    invariance_monitor: dict[str, Any] | None = None  # {transforms, every_n_epochs, num_samples}: runs/monitors.py
 
 
 @dataclass
@@ -109,6 +111,13 @@ class Config:
                         f"recipe key 'data.batch_size' ({batch}) is the global batch and must divide evenly "
                         f"over {world} processes (trainer.devices x trainer.num_nodes)"
                     )
+        from invlab.runs.loggers import check_loggers
+        from invlab.runs.monitors import monitor_spec
+
+        check_loggers(t.loggers)
+        if monitor_spec(t.invariance_monitor) is not None and self.modality.name != "image":
+            raise ConfigError(f"recipe key 'trainer.invariance_monitor': measures image encoders; "
+                              f"{self.modality.name} runs are measured afterwards with invlab measure")
         if t.max_epochs < 1:
             raise ConfigError(f"recipe key 'trainer.max_epochs' must be >= 1, got {t.max_epochs}")
         if t.num_nodes < 1:
@@ -176,6 +185,8 @@ def config_from_dict(data: dict[str, Any]) -> Config:
             value = data[key]
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise ConfigError(f"recipe key '{key}': expected {kind.__name__}, got {value!r}")
+            if key == "seed" and not 0 <= value < 2**63:
+                raise ConfigError(f"recipe key 'seed': expected an integer in [0, 2**63), got {value}")
             sections[key] = value
     return Config(**sections).validate()
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import invlab
 from invlab.errors import CheckpointError
 from invlab.nn.encoder import Encoder
 from invlab.nn.registry import backbone_from_config
-from invlab.runs.checkpoint import atomic_write_bytes
+from invlab.runs.checkpoint import atomic_save_safetensors, atomic_write_bytes, read_json_object
 
 __all__ = [
     "ENCODER_FORMAT", "encoder_meta", "save_weights", "export_encoder", "read_encoder_meta", "load_weights",
@@ -58,12 +58,9 @@ def encoder_meta(encoder: torch.nn.Module, **extra: Any) -> dict[str, Any]:
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> Path:
-    """``module``'s state dict as safetensors at ``path`` (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata={"format": "invlab-encoder"})
-    tmp.replace(path)
+    """``module``'s state dict as safetensors at ``path``, written like a checkpoint (unique
+    temporary name, fsync, rename)."""
+    atomic_save_safetensors(module.state_dict(), path, {"format": "invlab-encoder"})
     return path
 
 
@@ -85,13 +82,11 @@ def read_encoder_meta(path: Path, modality: str | None = None) -> dict[str, Any]
     """Read and check an ``encoder.json`` (``modality``: the one the caller needs)."""
     if not path.is_file():
         raise CheckpointError(f"{path}: the encoder description is missing (it is written beside the weights)")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: cannot read the encoder description ({err})") from None
-    if not isinstance(meta, dict) or meta.get("format") != "invlab-encoder":
+    meta = read_json_object(path, "the encoder description", CheckpointError)
+    if meta.get("format") != "invlab-encoder":
         raise CheckpointError(f"{path}: not an invlab encoder description")
-    if int(meta.get("format_version", 0)) > ENCODER_FORMAT:
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version > ENCODER_FORMAT:
         raise CheckpointError(
             f"{path}: written by a newer invlab ({meta.get('invlab_version')}, format "
             f"{meta.get('format_version')}); upgrade invlab to load it"
@@ -109,8 +104,8 @@ def encoder_from_meta(meta: dict[str, Any], source: Path) -> torch.nn.Module:
         backbone = backbone_from_config(meta["backbone"])
         if "mean" in meta:
             return Encoder(backbone, meta["mean"], meta["std"])
-    except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{source}: cannot rebuild the encoder ({err})") from None
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as err:
+        raise CheckpointError(f"{source}: cannot rebuild the encoder ({type(err).__name__}: {err})") from None
     return backbone
 
 

@@ -4,9 +4,9 @@ entry here."""
 
 from __future__ import annotations
 
-from invlab.runs import image, timeseries
+from invlab.runs import image, timeseries, video
 from invlab.runs.modality import Modality
 
 __all__ = ["MODALITIES"]
 
-MODALITIES: dict[str, Modality] = {m.name: m for m in (image.MODALITY, timeseries.MODALITY)}
+MODALITIES: dict[str, Modality] = {m.name: m for m in (image.MODALITY, timeseries.MODALITY, video.MODALITY)}

@@ -16,8 +16,10 @@ from lightning.pytorch.callbacks import Callback
 from invlab.errors import ConfigError, DivergenceError, RunError
 from invlab.runs.checkpoint import AtomicCheckpointIO, safe_torch_load
 from invlab.runs.config import Config
-from invlab.runs.metrics_log import RunCSVLogger
+from invlab.runs.loggers import build_loggers
+from invlab.runs.monitors import InvarianceMonitor, monitor_spec
 from invlab.runs.run_dir import RunDir
+from invlab.seeding import bounded_seed, derive_seed
 
 __all__ = ["RunCheckpoint", "StepSeeder", "TrainingClock", "make_trainer", "pretrain", "quiet_lightning", "resume_position"]
 
@@ -57,8 +59,7 @@ class StepSeeder(Callback):
         self.seed = seed
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        key = ((self.seed * 1_000_003 + trainer.global_rank) * 1_000_033 + trainer.current_epoch) * 1_000_037
-        torch.manual_seed((key + batch_idx) % (2**63))
+        torch.manual_seed(derive_seed("global", self.seed, trainer.global_rank, trainer.current_epoch, batch_idx))
 
 
 class TrainingClock(Callback):
@@ -152,7 +153,7 @@ def make_trainer(
             strategy=t.strategy,
             precision=t.precision,
             sync_batchnorm=t.sync_batchnorm,
-            logger=RunCSVLogger(str(run.path), resume_step),
+            logger=build_loggers(t.loggers, run.path, resume_step),
             callbacks=callbacks,
             plugins=[AtomicCheckpointIO()],
             enable_checkpointing=False,  # RunCheckpoint writes checkpoints/last.ckpt
@@ -204,6 +205,16 @@ def _remove_stale_temporaries(folder: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _previous_summary(run: RunDir) -> dict[str, Any]:
+    """The summary of the run being resumed (its timings carry over), checked."""
+    previous = run.read_summary()
+    for key in ("train_seconds", "wall_seconds"):
+        value = previous.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RunError(f"{run.summary_path}: '{key}' must be a number, found {value!r}; the file was edited by hand")
+    return previous
+
+
 def pretrain(
     cfg: Config | None,
     out: str | Path,
@@ -236,12 +247,20 @@ def pretrain(
     fresh = primary and not resume
     training = False
     try:
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        # read before training, so a broken summary.json stops the resume at once, not after it
+        previous = _previous_summary(run) if resume and primary else {}
+        # Lightning accepts only 32-bit seeds; this seeds model initialisation
+        L.seed_everything(bounded_seed(derive_seed("init", cfg.seed)), workers=True, verbose=False)
         callbacks = list(callbacks or [])
         clock = next((c for c in callbacks if isinstance(c, TrainingClock)), None)
         if clock is None:
             clock = TrainingClock()
             callbacks.insert(0, clock)
+        spec = monitor_spec(cfg.trainer.invariance_monitor)
+        if spec is not None:
+            from invlab.runs.image import measurement_data
+
+            callbacks.append(InvarianceMonitor(measurement_data(cfg, "test", progress), spec, run.path))
         resume_step = position = None
         if resume:
             if primary:
@@ -274,7 +293,6 @@ def pretrain(
         if trainer.is_global_zero:
             parts.export(run.path)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-            previous = run.read_summary()
             summary = {
                 "method": cfg.method,
                 "epochs": trainer.current_epoch,

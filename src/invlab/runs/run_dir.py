@@ -27,7 +27,7 @@ import yaml
 
 import invlab
 from invlab.errors import RunError
-from invlab.runs.checkpoint import atomic_write_bytes
+from invlab.runs.checkpoint import atomic_write_bytes, read_json_object
 from invlab.runs.config import Config, config_from_dict, dump_config, yaml_load
 from invlab.runs.encoders import find_run_root
 
@@ -102,8 +102,12 @@ class RunDir:
             raise RunError(f"{self.path} is not a run folder (no config.yaml)")
         if not self.meta_path.is_file():
             raise RunError(f"{self.path}: run.json is missing; this folder was not written by invlab")
-        meta = json.loads(self.meta_path.read_text())
-        if meta.get("format") != "invlab-run" or int(meta.get("format_version", -1)) != RUN_FORMAT:
+        meta = read_json_object(self.meta_path, "the run's metadata (run.json)", RunError)
+        try:
+            version = int(meta.get("format_version", -1))
+        except (TypeError, ValueError):
+            version = None
+        if meta.get("format") != "invlab-run" or version != RUN_FORMAT:
             raise RunError(
                 f"{self.path}: run folder format {meta.get('format_version')} from invlab "
                 f"{meta.get('invlab_version')} is not compatible with this invlab {invlab.__version__} "
@@ -153,7 +157,9 @@ class RunDir:
         atomic_write_bytes(self.summary_path, json.dumps(summary, indent=2, default=float).encode())
 
     def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text()) if self.summary_path.is_file() else {}
+        if not self.summary_path.is_file():
+            return {}
+        return read_json_object(self.summary_path, "the run's summary (summary.json)", RunError)
 
 
 def _versions() -> dict[str, str]:

@@ -2,6 +2,14 @@
 controlled video generator (appearance and motion as independent labels)."""
 
 from invlab.data.video.arrays import VideoArray
+from invlab.data.video.clips import (
+    ClipDataset,
+    EpochClipSampler,
+    VideoDataModule,
+    clip_indices,
+    clip_loader,
+    clip_span,
+)
 from invlab.data.video.controlled import (
     MOTIONS,
     TEXTURES,
@@ -10,9 +18,20 @@ from invlab.data.video.controlled import (
     write_hmdb51,
     write_ucf101,
 )
+from invlab.data.video.decoded import DecodedVideos, decode_videos
 from invlab.data.video.io import VIDEO_EXTENSIONS, VideoInfo, probe_video, read_video, write_video
+from invlab.data.video.layouts import (
+    VIDEO_LAYOUTS,
+    VideoList,
+    class_folder_split,
+    hmdb51_split,
+    ucf101_split,
+    video_split,
+)
 
 __all__ = [
     "VideoArray", "MOTIONS", "TEXTURES", "ControlledVideos", "ControlledVideoSpec", "write_hmdb51", "write_ucf101",
-    "VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "read_video", "write_video",
+    "VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "read_video", "write_video", "ClipDataset", "EpochClipSampler",
+    "VideoDataModule", "clip_indices", "clip_loader", "clip_span", "DecodedVideos", "decode_videos", "VIDEO_LAYOUTS",
+    "VideoList", "class_folder_split", "hmdb51_split", "ucf101_split", "video_split",
 ]

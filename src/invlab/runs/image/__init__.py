@@ -9,6 +9,7 @@ from invlab.methods.essl import EBarlowTwinsParams, ESimCLRParams, ESimSiamParam
 from invlab.methods.simclr import SimCLRParams
 from invlab.methods.simsiam import SimSiamParams
 from invlab.methods.supervised import SupervisedParams
+from invlab.runs.image.augmentation import augmentation_protocol
 from invlab.runs.image.encoder import (
     build_encoder,
     encoder_from_checkpoint,
@@ -40,7 +41,7 @@ __all__ = [
     "MODALITY", "ImageData", "ImageModel", "ImageAugment", "ImageMonitor", "validate", "load_data", "load_split",
     "normalisation", "build_encoder", "encoder_from_state", "encoder_from_checkpoint", "load_image_encoder",
     "build_pipelines", "build_method", "setup", "knn_protocol", "linear_protocol", "measurement_data",
-    "invariance_protocol", "equivariance_protocol",
+    "invariance_protocol", "equivariance_protocol", "augmentation_protocol",
     # the methods' params, re-exported for code written against the old runs.image
     "SimCLRParams", "SimSiamParams", "BarlowTwinsParams", "SupervisedParams", "ESimCLRParams", "ESimSiamParams",
     "EBarlowTwinsParams",
@@ -50,6 +51,6 @@ MODALITY = Modality(
     name="image", data=ImageData, model=ImageModel, augment=ImageAugment, monitor=ImageMonitor,
     setup=setup, validate=validate,
     protocols={"knn": knn_protocol, "linear": linear_protocol, "invariance": invariance_protocol,
-               "equivariance": equivariance_protocol},
+               "equivariance": equivariance_protocol, "augmentation": augmentation_protocol},
     encoder_from_checkpoint=encoder_from_checkpoint,
 )

@@ -16,7 +16,12 @@ from safetensors.torch import load_file
 
 from invlab.data.timeseries import ForecastSeries, LabelledSeries, WindowDataset, window_starts
 from invlab.errors import CheckpointError, ConfigError
-from invlab.evaluation.classification import classification_scores, encode_series, logistic_probe
+from invlab.evaluation.classification import (
+    PROBE_FEATURES,
+    classification_scores,
+    encode_series,
+    logistic_probe,
+)
 from invlab.evaluation.forecasting import (
     RidgeProblem,
     encode_windows,
@@ -191,11 +196,20 @@ def _forecast_table(result: dict[str, Any], horizons: list[int]) -> str:
 
 
 def classify_protocol(model, cfg, folds: int = 5, batch_size: int | None = None, progress: bool = True,
+                      features: str = "instance", level_scale: bool = False, include_init: bool = False,
                       **_: Any) -> dict[str, Any]:
     """Linear probe (logistic regression, ``C`` by CV on the training split) on the frozen
-    instance embeddings; supervised runs also report their own trained classifier."""
+    encoder; supervised runs also report their own trained classifier.
+
+    ``features``: what the probe reads: ``"instance"`` (the method's instance embedding,
+    [CLS]; ``(N, D)``), ``"tokens"`` (mean and max over the patch tokens; ``(N, 2D)``) or
+    ``"all"`` (both; ``(N, 3D)``). ``level_scale`` appends each series' per-channel mean and
+    log std (``(N, 2C)``, from the input series alone), which instance normalisation removes.
+    ``include_init`` also scores the untrained encoder of the run (``snapshots/epoch000``)
+    under the same probe, as ``result["untrained"]``; it is a reference, never selected."""
     if is_forecasting(cfg):
         raise ConfigError("the classify protocol needs labelled data (data.name=ucr); use --protocol forecast")
+    choice("features", features, PROBE_FEATURES)
     t0 = time.perf_counter()
     train, test = load_labelled_data(cfg)
     encoder, meta = load_series_encoder(model)
@@ -204,15 +218,27 @@ def classify_protocol(model, cfg, folds: int = 5, batch_size: int | None = None,
                           f"{train.name} has ({train.channels}, {train.length})")
     instance = getattr(cfg.params, "instance", "cls")
     bs = batch_size or cfg.data.eval_batch_size
-    tx = encode_series(encoder, train.x, bs, instance, progress)
-    qx = encode_series(encoder, test.x, bs, instance, progress)
-    probe = logistic_probe(tx, train.y, qx, test.y, folds=folds, seed=cfg.seed)
+
+    def probe_on(enc) -> dict[str, Any]:
+        tx = encode_series(enc, train.x, bs, instance, progress, features, level_scale)
+        qx = encode_series(enc, test.x, bs, instance, progress, features, level_scale)
+        probe = logistic_probe(tx, train.y, qx, test.y, folds=folds, seed=cfg.seed)
+        return {"accuracy": probe.accuracy, "macro_f1": probe.macro_f1, "C": probe.c, "cv_folds": probe.folds,
+                "cv_accuracy": probe.cv_accuracy, "train_accuracy": probe.train_accuracy,
+                "features": features, "level_scale": level_scale, "feature_dim": int(tx.shape[1])}
+
     result: dict[str, Any] = {
         "data": train.name, "train_size": len(train), "test_size": len(test), "classes": len(train.classes),
-        "probe": {"accuracy": probe.accuracy, "macro_f1": probe.macro_f1, "C": probe.c, "cv_folds": probe.folds,
-                  "cv_accuracy": probe.cv_accuracy, "train_accuracy": probe.train_accuracy},
+        "probe": probe_on(encoder),
         "selection": "probe C by stratified cross-validation on the training split",
     }
+    if include_init:
+        folder = Path(model).expanduser()
+        init = (folder if folder.is_dir() else folder.parent) / "snapshots" / "epoch000.safetensors"
+        if not init.is_file():
+            raise ConfigError(f"{model}: include_init needs the run's snapshots/epoch000.safetensors "
+                              "(pretrain with monitor.snapshots=true)")
+        result["untrained"] = probe_on(load_series_encoder(init)[0])
     if meta.get("classifier"):
         head_path = Path(model).expanduser()
         head_path = (head_path if head_path.is_dir() else head_path.parent) / meta["classifier"]
@@ -240,10 +266,16 @@ def _trained_head_scores(encoder: PatchTransformer, path: Path, test: LabelledSe
 
 def _classify_table(result: dict[str, Any]) -> str:
     p = result["probe"]
+    reads = {"instance": "the instance embedding", "tokens": "mean+max of the patch tokens",
+             "all": "instance + mean+max of the patch tokens"}[p["features"]]
+    reads += " + level/scale" if p["level_scale"] else ""
     lines = [f"classify {result['data']} ({result['train_size']} train / {result['test_size']} test series, "
              f"{result['classes']} classes)",
-             f"  linear probe on [CLS] (C={p['C']:g} by {p['cv_folds']}-fold CV on train): "
-             f"accuracy {p['accuracy']:.4f}, macro-F1 {p['macro_f1']:.4f}"]
+             f"  linear probe on {reads} ({p['feature_dim']} features, C={p['C']:g} by {p['cv_folds']}-fold CV on "
+             f"train): accuracy {p['accuracy']:.4f}, macro-F1 {p['macro_f1']:.4f}"]
+    if "untrained" in result:
+        u = result["untrained"]
+        lines.append(f"  same probe on the untrained encoder: accuracy {u['accuracy']:.4f}, macro-F1 {u['macro_f1']:.4f}")
     if "trained_head" in result:
         t = result["trained_head"]
         lines.append(f"  trained classifier (supervised): accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.4f}")

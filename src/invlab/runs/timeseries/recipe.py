@@ -3,8 +3,10 @@ the data (forecasting series or labelled series) and the encoder."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from invlab.data.timeseries import (
     ForecastSeries,
@@ -45,6 +47,7 @@ class TimeSeriesData:
     window_stride: int = 1  # step between pretraining windows
     missing: str = "error"  # error | ffill
     unequal_length: str = "error"  # error | pad | resample (ucr)
+    standardize: bool = False  # ucr: per-channel mean/std of the training split applied to both splits
     batch_size: int = 32
     eval_batch_size: int = 256
     num_workers: int = 0
@@ -64,6 +67,7 @@ class TimeSeriesModel:
     positional: str = "learnable"  # learnable | sincos | none
     channel_independent: bool | None = None  # default: true for forecasting, false for classification
     activation: str = "gelu"
+    instance_norm: bool = True  # false: an ablation (not TimeDRL); pair with data.standardize=true
 
 
 @dataclass
@@ -106,6 +110,9 @@ def validate(cfg) -> None:
             raise ConfigError(f"recipe key 'data.split_ratios' must be three positive numbers summing to 1, got {d.split_ratios}")
         if METHODS[cfg.method].needs_labels:
             raise ConfigError(f"method {cfg.method} classifies labelled series: set data.name=ucr")
+        if d.standardize:
+            raise ConfigError("recipe key 'data.standardize' is for ucr data; forecasting data are always "
+                              "standardised with the training split's statistics")
         if m.channel_independent is False:
             raise ConfigError("recipe key 'model.channel_independent': forecasting uses channel-independent patches (true)")
     elif d.dataset is None and (d.train_file is None or d.test_file is None):
@@ -185,6 +192,12 @@ def load_labelled_data(cfg) -> tuple[LabelledSeries, LabelledSeries]:
     if d.seq_len is not None and d.seq_len != train.length:
         raise ConfigError(f"recipe key 'data.seq_len' ({d.seq_len}) differs from the series length of {train.name} "
                           f"({train.length}); leave it unset for classification")
+    if d.standardize:  # statistics of the training split only, per channel
+        mean = train.x.mean(axis=(0, 2), keepdims=True)
+        std = train.x.std(axis=(0, 2), keepdims=True)
+        std = np.where(std > 0, std, 1.0)
+        train = replace(train, x=((train.x - mean) / std).astype(np.float32))
+        test = replace(test, x=((test.x - mean) / std).astype(np.float32))
     return train, test
 
 
@@ -195,7 +208,7 @@ def build_encoder(cfg, channels: int, seq_len: int) -> PatchTransformer:
         raise ConfigError(f"the series have {seq_len} steps, fewer than model.patch_len={m.patch_len}")
     return PatchTransformer(
         channels, seq_len, m.patch_len, m.stride, m.d_model, m.n_heads, m.n_layers, m.d_ff, m.dropout,
-        m.token_embedding, m.kernel_size, m.positional, ci, m.activation,
+        m.token_embedding, m.kernel_size, m.positional, ci, m.activation, instance_norm=m.instance_norm,
     )
 
 
