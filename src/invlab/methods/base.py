@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from invlab.evaluation.knn import knn_accuracy
 from invlab.methods.optim import OptimSpec, build_optimizer, param_groups
-from invlab.methods.training import check_finite_loss, per_step_schedule
+from invlab.methods.training import EpochAverages, TrainingMethod, per_step_schedule
 from invlab.nn.encoder import Encoder
 from invlab.transforms.base import Transform
 from invlab.transforms.views import MultiViewSampler, Views
@@ -35,33 +34,6 @@ class StepOutput:
     features: Tensor | None = None
 
 
-class EpochAverages:
-    """Running per-epoch means of training terms, saved in checkpoints so an epoch
-    interrupted and resumed reports the same mean as an uninterrupted one (Lightning's own
-    epoch aggregation restarts from zero after a resume)."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def add(self, terms: dict[str, Tensor], n: int) -> None:
-        for name, value in terms.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(value.detach()) * n
-        self.count += n
-
-    def means(self) -> dict[str, float]:
-        return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
-
-    def reset(self) -> None:
-        self.sums, self.count = {}, 0
-
-    def state_dict(self) -> dict:
-        return {"sums": dict(self.sums), "count": self.count}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.sums, self.count = dict(state.get("sums", {})), int(state.get("count", 0))
-
-
 def step_generator(seed: int, rank: int, epoch: int, batch_idx: int) -> torch.Generator:
     """The augmentation RNG of one training step: a pure function of where the run is,
     so a resumed run draws exactly the views an uninterrupted one would."""
@@ -70,7 +42,7 @@ def step_generator(seed: int, rank: int, epoch: int, batch_idx: int) -> torch.Ge
     return g
 
 
-class SSLMethod(L.LightningModule):
+class SSLMethod(TrainingMethod):
     """Base class.
 
     Args:
@@ -107,7 +79,6 @@ class SSLMethod(L.LightningModule):
         self.eval_transform = eval_transform
         self._val: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
         self._probe_correct = self._probe_total = 0
-        self.epoch_averages = EpochAverages()
 
     # -- to implement --------------------------------------------------------------------
     def training_loss(self, views: Views) -> StepOutput:
@@ -133,29 +104,8 @@ class SSLMethod(L.LightningModule):
             terms["probe_top1"] = (logits.argmax(1) == label).float().mean()
             loss = loss + probe_loss
         self.check_finite(loss, terms)
-        self.log("train/loss_step", out.loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
-        self.epoch_averages.add({"loss": out.loss, **terms}, batch["image"].shape[0])
+        self.log_training_step(out.loss, terms, batch["image"].shape[0])
         return loss
-
-    def on_train_epoch_start(self) -> None:
-        # not called when Lightning restarts in the middle of an epoch: the averages
-        # restored from the checkpoint then carry on
-        self.epoch_averages.reset()
-
-    def on_train_epoch_end(self) -> None:
-        for name, value in self.epoch_averages.means().items():
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True, sync_dist=True)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint.setdefault("invlab", {})["epoch_averages"] = self.epoch_averages.state_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.epoch_averages.load_state_dict(checkpoint.get("invlab", {}).get("epoch_averages", {}))
-
-    def check_finite(self, loss: Tensor, terms: dict[str, Tensor]) -> None:
-        """Stop with a clear message on a NaN or infinite loss (the last good checkpoint
-        stays on disk)."""
-        check_finite_loss(self, loss, terms)
 
     def configure_optimizers(self):
         spec = self.optim_spec

@@ -50,8 +50,8 @@ class Supervised(SSLMethod):
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         with torch.no_grad():
             top1 = (logits.argmax(1) == y).float().mean()
-        self.log("train/top1", top1, on_step=False, on_epoch=True, batch_size=len(y))
-        return StepOutput(loss, {"cross_entropy": loss}, h)
+        # train/top1 is an epoch mean of the base class's store (kept across a resume)
+        return StepOutput(loss, {"cross_entropy": loss, "top1": top1}, h)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         super().validation_step(batch, batch_idx, dataloader_idx)
