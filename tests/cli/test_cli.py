@@ -28,7 +28,7 @@ def test_pretrain_then_evaluate_on_real_cifar(cifar_tarball, tmp_path, capsys):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs"] == 1 and summary["global_step"] == 4
-    assert 0.0 <= summary["metrics"]["val/knn_top1"] <= 1.0
+    assert 0.0 <= summary["metrics"]["test/knn_top1"] <= 1.0
     meta = json.loads((run / "run.json").read_text())
     assert meta["seed"] == 0 and "torch" in meta["versions"]
 
@@ -37,7 +37,7 @@ def test_pretrain_then_evaluate_on_real_cifar(cifar_tarball, tmp_path, capsys):
     knn = json.loads(capsys.readouterr().out)
     assert knn["train_size"] == 256 and knn["test_size"] == 128
     # offline kNN from the exported encoder == the online monitor at the end of training
-    assert abs(knn["top1"] - summary["metrics"]["val/knn_top1"]) <= 1 / 128
+    assert abs(knn["top1"] - summary["metrics"]["test/knn_top1"]) <= 1 / 128
     assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--protocol", "linear", "--epochs", "5",
                  "--no-progress"]) == 0
     assert "linear top-1" in capsys.readouterr().out
@@ -121,7 +121,7 @@ def test_two_process_ddp_pretrain_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["global_step"] == 1347 // 128  # global batch 128 = 2 x 64
-    assert 0.3 < summary["metrics"]["val/knn_top1"] <= 1.0
+    assert 0.3 < summary["metrics"]["test/knn_top1"] <= 1.0
     assert (out / "encoder.safetensors").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
 
 

@@ -81,9 +81,10 @@ def test_sigkill_right_after_a_checkpoint_then_resume_equals_an_uninterrupted_ru
     header = (reference / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "train/loss_step" in header and "train/loss" in header and "train/loss_epoch" not in header
 
-    # killed inside the second epoch (a checkpoint every step), and at the end of the first
-    # epoch (its end-of-epoch checkpoint)
-    for kill_step, extra, position in [(steps_per_epoch + 2, ["trainer.checkpoint_every_n_steps=1"], (1, 2)),
+    # killed inside the second epoch (a checkpoint every step; an even step, whose metrics row
+    # is due with log_every_n_steps=2), and at the end of the first epoch (its checkpoint)
+    mid = steps_per_epoch + 2 + steps_per_epoch % 2
+    for kill_step, extra, position in [(mid, ["trainer.checkpoint_every_n_steps=1"], (1, mid - steps_per_epoch)),
                                        (steps_per_epoch, [], (1, 0))]:
         killed = tmp_path / f"killed-{kill_step}"
         died = _python("-c", _DIE_AFTER_SAVE, recipe, str(killed), str(kill_step), *overrides, *extra, cwd=tmp_path)

@@ -188,7 +188,7 @@ def _print_summary(out: str, summary: dict) -> None:
     m = summary.get("metrics", {})
     rows = [("run folder", out), ("method", summary.get("method")), ("epochs", summary.get("epochs")),
             ("train samples/s", f"{summary.get('train_samples_per_s', 0):.1f}")]
-    for key in ("val/knn_top1", "val/probe_top1", "train/loss"):
+    for key in ("test/knn_top1", "test/probe_top1", "train/loss"):
         if key in m:
             rows.append((key, f"{m[key]:.4f}"))
     width = max(len(r[0]) for r in rows)

@@ -122,6 +122,8 @@ class SSLMethod(TrainingMethod):
             self.encoder.backbone.to(memory_format=torch.channels_last)
 
     # -- kNN monitor and probe accuracy on detached features ------------------------------
+    # the query loader is the test split, so the metrics are named test/...: a monitor, never
+    # a model-selection signal
     def on_validation_epoch_start(self) -> None:
         self._val = {}
         self._probe_correct = self._probe_total = 0
@@ -149,11 +151,11 @@ class SSLMethod(TrainingMethod):
             bank, bank_y, query, query_y = (self.all_gather(t).flatten(0, 1) for t in (bank, bank_y, query, query_y))
         if (bank_y >= 0).all() and (query_y >= 0).all():
             acc = knn_accuracy(query, query_y, bank, bank_y, self.num_classes, self.knn_k, self.knn_t)
-            self.log("val/knn_top1", acc, prog_bar=True, sync_dist=False, rank_zero_only=True)
+            self.log("test/knn_top1", acc, prog_bar=True, sync_dist=False, rank_zero_only=True)
         if self._probe_total:
             correct = torch.tensor(float(self._probe_correct), device=self.device)
             total = torch.tensor(float(self._probe_total), device=self.device)
             if self.trainer.world_size > 1:
                 correct, total = self.all_gather(correct).sum(), self.all_gather(total).sum()
-            self.log("val/probe_top1", float(correct / total), prog_bar=True, rank_zero_only=True)
+            self.log("test/probe_top1", float(correct / total), prog_bar=True, rank_zero_only=True)
         self._val = {}

@@ -10,7 +10,7 @@ classic baseline of every self-supervised paper too.
         loss = CE(W h + b, y)            (optional label smoothing)
 
 The classifier is the method's own head, so there is no separate online probe: its
-test accuracy is logged as ``val/probe_top1`` next to the kNN monitor.
+test accuracy is logged as ``test/probe_top1`` next to the kNN monitor.
 """
 
 from __future__ import annotations
