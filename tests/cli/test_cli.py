@@ -147,6 +147,20 @@ def test_readme_ddp_command_without_out_picks_one_run_folder(tmp_path):
     assert (runs[0] / "encoder.safetensors").is_file()
 
 
+def test_overrides_after_an_option_are_overrides(tmp_path, capsys):
+    """`invlab pretrain --recipe R --out RUN key=value` (overrides typed after an option)
+    used to stop at "unrecognized arguments"."""
+    assert main(["pretrain", "--recipe", "simclr-digits", "optim.lr=0.2", "--out", str(tmp_path / "run"),
+                 "trainer.max_epochs=3", "seed=42", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "max_epochs: 3" in out and "seed: 42" in out and "lr: 0.2" in out
+    assert main(["study", "transfer-small", "--out", str(tmp_path / "s"), "seeds=[0, 1]", "--dry-run"]) == 0
+    assert "x 2 seeds" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["pretrain", "--recipe", "simclr-digits", "--out", str(tmp_path / "run"), "--bogus", "--dry-run"])
+    assert exc.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("recipe", ["simclr-digits", "timedrl-etth1"])
 def test_sharded_strategies_are_refused_in_one_line(recipe, capsys):
     """FSDP would leave rank 0 with one shard to export: refused before anything runs
