@@ -182,7 +182,8 @@ def main() -> int:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--only", nargs="*", help="run only rows whose command contains one of these")
     parser.add_argument("--timeout", type=float, default=1500.0, help="seconds per command")
-    parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--out", help="results folder (default: benchmarks/results for a full run; a run with "
+                                      "--only writes only where --out says)")
     parser.add_argument("--keep", help="run in this folder (kept) instead of a temporary one")
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     args = parser.parse_args()
@@ -215,11 +216,11 @@ def main() -> int:
               "all_ok": all(r["ok"] for r in results), "total_seconds": time.perf_counter() - t0,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS=1 per process",
               "date": time.strftime("%Y-%m-%d")}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "cli_matrix" if not args.only else "cli_matrix_partial"
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{name}.md").write_text(markdown(result) + "\n")
+    out = Path(args.out) if args.out else None if args.only else HERE / "results"
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cli_matrix.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "cli_matrix.md").write_text(markdown(result) + "\n")
     print(markdown(result))
     return 0 if result["all_ok"] else 1
 
