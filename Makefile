@@ -32,6 +32,7 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 clean-venv:
 	rm -rf $(VENV)

@@ -18,12 +18,12 @@ from safetensors.torch import load_file
 
 from invlab.cli.main import main
 from invlab.errors import DivergenceError, RunError
-from invlab.methods.simclr import SimCLR
+from invlab.methods.registry import registered
+from invlab.methods.simclr import SimCLR, SimCLRParams
+from invlab.methods.spec import MethodSpec
 from invlab.runs.checkpoint import safe_torch_load
 from invlab.runs.config import load_recipe
-from invlab.runs.image import IMAGE_METHOD_CLASSES, SimCLRParams
 from invlab.runs.pretrain_run import pretrain, resume_position
-from invlab.runs.registry import METHODS, MethodSpec, register_method
 from invlab.runs.run_dir import RunDir
 
 # 10 steps per epoch on the digits; small enough for seconds, big enough to kill mid-epoch
@@ -118,11 +118,8 @@ class _NaNAfterFive(SimCLR):
 
 @pytest.fixture
 def nan_method():
-    IMAGE_METHOD_CLASSES["nan_after_5"] = _NaNAfterFive
-    register_method(MethodSpec("nan_after_5", "image", SimCLRParams, views=2))
-    yield "nan_after_5"
-    IMAGE_METHOD_CLASSES.pop("nan_after_5")
-    METHODS.pop("nan_after_5")
+    with registered(MethodSpec("nan_after_5", "image", _NaNAfterFive, SimCLRParams, views=2)):
+        yield "nan_after_5"
 
 
 def test_nan_loss_stops_naming_step_and_term_and_keeps_the_last_good_checkpoint(tmp_path, nan_method):

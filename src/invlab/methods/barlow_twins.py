@@ -9,12 +9,15 @@ Reduction", ICML 2021).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from invlab.losses.barlow_twins import barlow_twins
 from invlab.methods.base import SSLMethod, StepOutput
+from invlab.methods.spec import MethodSpec
 from invlab.nn.heads import HeadSpec
 from invlab.transforms.views import Views
 
-__all__ = ["BarlowTwins"]
+__all__ = ["BarlowTwins", "BarlowTwinsParams", "SPEC"]
 
 
 class BarlowTwins(SSLMethod):
@@ -33,3 +36,14 @@ class BarlowTwins(SSLMethod):
         z1, z2 = self.projector(h).chunk(2)
         loss = barlow_twins(z1, z2, self.lambda_offdiag, self.gather)
         return StepOutput(loss, {"barlow_twins": loss}, h[:b])
+
+
+@dataclass
+class BarlowTwinsParams:
+    """The recipe's ``params`` section for ``method: barlow_twins``."""
+
+    lambda_offdiag: float = 5e-3
+    gather: bool | None = None
+
+
+SPEC = MethodSpec(name="barlow_twins", modality="image", cls=BarlowTwins, params=BarlowTwinsParams, views=2)

@@ -25,18 +25,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from invlab.losses.equivariance import EquivarianceLoss
-from invlab.methods.barlow_twins import BarlowTwins
+from invlab.errors import ConfigError
+from invlab.losses.equivariance import EquivarianceLoss, prediction_layout
+from invlab.methods.barlow_twins import BarlowTwins, BarlowTwinsParams
 from invlab.methods.base import StepOutput, step_generator
-from invlab.methods.simclr import SimCLR
-from invlab.methods.simsiam import SimSiam
+from invlab.methods.simclr import SimCLR, SimCLRParams, validate_simclr
+from invlab.methods.simsiam import SimSiam, SimSiamParams
+from invlab.methods.spec import MethodSpec
 from invlab.nn.heads import MLP
 from invlab.transforms.base import Params, Transform
 from invlab.transforms.copies import enumerable_key, transformed_copies
 from invlab.transforms.registry import build_pipeline
 from invlab.transforms.views import Views
 
-__all__ = ["EquivarianceSpec", "Equivariant", "ESimCLR", "ESimSiam", "EBarlowTwins", "ESSL_CIFAR_VIEW"]
+__all__ = ["EquivarianceSpec", "Equivariant", "ESimCLR", "ESimSiam", "EBarlowTwins", "ESSL_CIFAR_VIEW",
+           "ESimCLRParams", "ESimSiamParams", "EBarlowTwinsParams", "validate_equivariance", "SPECS"]
 
 # The E-SSL CIFAR code's rotation view: a 16 px resized crop with the base colour augmentations.
 ESSL_CIFAR_VIEW: list[dict[str, Any]] = [
@@ -153,3 +156,52 @@ class EBarlowTwins(Equivariant, BarlowTwins):
     """Barlow Twins + equivariance (E-Barlow Twins; lambda 8)."""
 
     default_weight = 8.0
+
+
+# -- recipe parameters: the base method's plus the `equivariance` section ---------------------
+@dataclass
+class ESimCLRParams(SimCLRParams):
+    equivariance: EquivarianceSpec = field(default_factory=lambda: EquivarianceSpec(weight=0.4))
+
+
+@dataclass
+class ESimSiamParams(SimSiamParams):
+    equivariance: EquivarianceSpec = field(default_factory=lambda: EquivarianceSpec(weight=0.4))
+
+
+@dataclass
+class EBarlowTwinsParams(BarlowTwinsParams):
+    equivariance: EquivarianceSpec = field(default_factory=lambda: EquivarianceSpec(weight=8.0))
+
+
+def validate_equivariance(cfg) -> None:
+    """Checks of ``params.equivariance`` (names the recipe key on failure)."""
+    spec = cfg.params.equivariance
+    if spec.weight < 0:
+        raise ConfigError(f"recipe key 'params.equivariance.weight' must be >= 0, got {spec.weight}")
+    if spec.copies < 1:
+        raise ConfigError(f"recipe key 'params.equivariance.copies' must be >= 1, got {spec.copies}")
+    if spec.norm not in ("none", "batch", "layer", "batch_noaffine"):
+        raise ConfigError(f"recipe key 'params.equivariance.norm' must be none, batch, layer or batch_noaffine, got {spec.norm!r}")
+    build_pipeline(spec.view, "params.equivariance.view")
+    target = build_pipeline(spec.target, "params.equivariance.target")
+    try:
+        enumerable_key(target, spec.copies, spec.enumerate)
+        prediction_layout(target.param_specs(), spec.predict)
+    except ValueError as err:
+        raise ConfigError(f"recipe section 'params.equivariance': {err}") from None
+
+
+def _validate_e_simclr(cfg) -> None:
+    validate_simclr(cfg)
+    validate_equivariance(cfg)
+
+
+SPECS: tuple[MethodSpec, ...] = (
+    MethodSpec(name="e_simclr", modality="image", cls=ESimCLR, params=ESimCLRParams, views=2,
+               validate=_validate_e_simclr),
+    MethodSpec(name="e_simsiam", modality="image", cls=ESimSiam, params=ESimSiamParams, views=2,
+               validate=validate_equivariance),
+    MethodSpec(name="e_barlow_twins", modality="image", cls=EBarlowTwins, params=EBarlowTwinsParams, views=2,
+               validate=validate_equivariance),
+)

@@ -13,12 +13,16 @@ SimCLR loss, :func:`~invlab.losses.contrastive.info_nce`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from invlab.errors import ConfigError
 from invlab.losses.contrastive import info_nce, nt_xent
 from invlab.methods.base import SSLMethod, StepOutput
+from invlab.methods.spec import MethodSpec
 from invlab.nn.heads import HeadSpec
 from invlab.transforms.views import Views
 
-__all__ = ["SimCLR", "CONTRASTIVE_LOSSES"]
+__all__ = ["SimCLR", "SimCLRParams", "CONTRASTIVE_LOSSES", "SPEC", "validate_simclr"]
 
 CONTRASTIVE_LOSSES = {"nt_xent": nt_xent, "info_nce": info_nce}
 
@@ -42,3 +46,22 @@ class SimCLR(SSLMethod):
         z1, z2 = self.projector(h).chunk(2)
         loss = CONTRASTIVE_LOSSES[self.loss_name](z1, z2, self.temperature, self.gather)
         return StepOutput(loss, {self.loss_name: loss}, h[:b])
+
+
+@dataclass
+class SimCLRParams:
+    """The recipe's ``params`` section for ``method: simclr``."""
+
+    temperature: float = 0.5
+    gather: bool | None = None
+    loss: str = "nt_xent"  # nt_xent (all 2B-2 negatives) | info_nce (cross-view negatives only, E-SSL's)
+
+
+def validate_simclr(cfg) -> None:
+    if cfg.params.temperature <= 0:
+        raise ConfigError("recipe key 'params.temperature' must be positive")
+    if cfg.params.loss not in CONTRASTIVE_LOSSES:
+        raise ConfigError(f"recipe key 'params.loss' must be nt_xent or info_nce, got {cfg.params.loss!r}")
+
+
+SPEC = MethodSpec(name="simclr", modality="image", cls=SimCLR, params=SimCLRParams, views=2, validate=validate_simclr)

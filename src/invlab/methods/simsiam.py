@@ -8,12 +8,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from invlab.losses.simsiam import simsiam_loss
 from invlab.methods.base import SSLMethod, StepOutput
+from invlab.methods.spec import MethodSpec
 from invlab.nn.heads import HeadSpec
 from invlab.transforms.views import Views
 
-__all__ = ["SimSiam"]
+__all__ = ["SimSiam", "SimSiamParams", "SPEC"]
 
 
 class SimSiam(SSLMethod):
@@ -38,3 +41,11 @@ class SimSiam(SSLMethod):
         p1, p2 = p.chunk(2)
         loss = simsiam_loss(p1, p2, z1, z2)
         return StepOutput(loss, {"negative_cosine": loss}, h[:b])
+
+
+@dataclass
+class SimSiamParams:
+    """The recipe's ``params`` section for ``method: simsiam`` (none: the heads are ``model.*``)."""
+
+
+SPEC = MethodSpec(name="simsiam", modality="image", cls=SimSiam, params=SimSiamParams, views=2)

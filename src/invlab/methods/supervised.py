@@ -15,15 +15,18 @@ test accuracy is logged as ``test/probe_top1`` next to the kNN monitor.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from invlab.errors import DataError
+from invlab.errors import ConfigError, DataError
 from invlab.methods.base import SSLMethod, StepOutput
+from invlab.methods.spec import MethodSpec
 from invlab.transforms.views import Views
 
-__all__ = ["Supervised"]
+__all__ = ["Supervised", "SupervisedParams", "SPEC"]
 
 
 class Supervised(SSLMethod):
@@ -60,3 +63,19 @@ class Supervised(SSLMethod):
             pred = self.classifier(feats).argmax(1)
             self._probe_correct += int((pred == batch["label"]).sum())
             self._probe_total += int(batch["label"].numel())
+
+
+@dataclass
+class SupervisedParams:
+    """The recipe's ``params`` section for ``method: supervised``."""
+
+    label_smoothing: float = 0.0
+
+
+def _validate(cfg) -> None:
+    if not 0 <= cfg.params.label_smoothing < 1:
+        raise ConfigError("recipe key 'params.label_smoothing' must lie within [0, 1)")
+
+
+SPEC = MethodSpec(name="supervised", modality="image", cls=Supervised, params=SupervisedParams, views=1,
+                  needs_labels=True, validate=_validate)

@@ -4,16 +4,18 @@ the same patch Transformer, a linear classifier on the instance embedding, cross
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import lightning as L
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from invlab.methods.optim import OptimSpec
+from invlab.methods.spec import MethodSpec, check_choice
 from invlab.methods.training import TrainingMethod, configure_time_series_optimizers
 from invlab.nn.patch_transformer import PatchTransformer
 
-__all__ = ["SupervisedTimeSeries"]
+__all__ = ["SupervisedTimeSeries", "SupervisedTimeSeriesParams", "SPEC"]
 
 
 class SupervisedTimeSeries(TrainingMethod):
@@ -67,3 +69,20 @@ class SupervisedTimeSeries(TrainingMethod):
 
     def configure_callbacks(self):
         return self._callbacks
+
+
+# -- recipe ---------------------------------------------------------------------------------
+@dataclass
+class SupervisedTimeSeriesParams:
+    """The recipe's ``params`` section for ``method: supervised_ts``."""
+
+    instance: str = "cls"
+    label_smoothing: float = 0.0
+
+
+def _validate(cfg) -> None:
+    check_choice("params.instance", cfg.params.instance, ("cls", "last", "mean"))
+
+
+SPEC = MethodSpec(name="supervised_ts", modality="timeseries", cls=SupervisedTimeSeries,
+                  params=SupervisedTimeSeriesParams, needs_labels=True, validate=_validate)

@@ -24,20 +24,23 @@ reconstructs the normalised patches, the default here).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from invlab.errors import ConfigError
 from invlab.losses.timedrl import instance_contrastive_loss, timestamp_predictive_loss
 from invlab.methods.base import step_generator
 from invlab.methods.optim import OptimSpec
+from invlab.methods.spec import MethodSpec, check_choice
 from invlab.methods.training import TrainingMethod, configure_time_series_optimizers
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.transforms.base import Transform
 
-__all__ = ["TimeDRL"]
+__all__ = ["TimeDRL", "TimeDRLParams", "SPEC"]
 
 
 class TimeDRL(TrainingMethod):
@@ -148,3 +151,33 @@ class TimeDRL(TrainingMethod):
 
     def configure_callbacks(self):
         return self._callbacks
+
+
+# -- recipe ---------------------------------------------------------------------------------
+@dataclass
+class TimeDRLParams:
+    """The recipe's ``params`` section for ``method: timedrl``."""
+
+    contrastive_weight: float = 0.5  # lambda
+    predictive_weight: float = 1.0
+    stop_gradient: bool = True
+    instance: str = "cls"  # cls | last | mean
+    randomness: str = "dropout"  # dropout | augmentation
+    predictive_target: str = "normalized"  # normalized | raw (the authors' code)
+
+
+def _validate(cfg) -> None:
+    p = cfg.params
+    check_choice("params.instance", p.instance, ("cls", "last", "mean"))
+    check_choice("params.randomness", p.randomness, ("dropout", "augmentation"))
+    check_choice("params.predictive_target", p.predictive_target, ("normalized", "raw"))
+    if p.contrastive_weight < 0 or p.predictive_weight < 0 or p.contrastive_weight + p.predictive_weight == 0:
+        raise ConfigError("recipe keys 'params.contrastive_weight' and 'params.predictive_weight' must be >= 0, not both 0")
+    if p.randomness == "augmentation" and not cfg.augment.pipeline:
+        raise ConfigError("recipe key 'augment.pipeline' is empty but params.randomness=augmentation needs transforms")
+    if p.contrastive_weight > 0 and p.randomness == "dropout" and cfg.model.dropout == 0:
+        raise ConfigError("params.randomness=dropout with model.dropout=0 makes the two passes identical; "
+                          "raise model.dropout or use augmentation")
+
+
+SPEC = MethodSpec(name="timedrl", modality="timeseries", cls=TimeDRL, params=TimeDRLParams, validate=_validate)

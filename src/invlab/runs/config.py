@@ -2,7 +2,7 @@
 
 A recipe is YAML. ``method`` picks the method, which belongs to a modality (images, time
 series, video); the method's modality decides what the ``data``, ``model``, ``augment``
-and ``monitor`` sections may hold (see :mod:`invlab.runs.registry`). ``params`` holds the
+and ``monitor`` sections may hold (see :mod:`invlab.methods.registry` and :mod:`invlab.runs.modalities`). ``params`` holds the
 method's hyperparameters; ``optim`` and ``trainer`` are shared by all methods.
 
 :func:`load_recipe` reads a shipped recipe by name (``invlab recipes`` lists them) or a
@@ -14,7 +14,6 @@ naming the key.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -24,8 +23,10 @@ import yaml
 
 from invlab.errors import ConfigError
 from invlab.methods.optim import OptimSpec
-from invlab.runs.registry import METHODS, MODALITIES, Modality
-from invlab.runs.schema import from_dict, set_path, to_dict
+from invlab.methods.registry import METHODS
+from invlab.runs.modalities import MODALITIES
+from invlab.runs.modality import Modality
+from invlab.runs.schema import from_dict, set_path, to_dict, yaml_load
 
 __all__ = [
     "TrainerSection", "Config", "recipe_names", "recipe_path", "load_recipe", "parse_overrides",
@@ -138,11 +139,9 @@ class Config:
         if spec.views is not None and views is not None and views != spec.views:
             raise ConfigError(f"recipe key 'augment.views': {self.method} uses exactly {spec.views} views, got {views}")
         self.modality.validate(self)
+        if spec.validate is not None:
+            spec.validate(self)
         return self
-
-
-def _ensure_registered() -> None:
-    import invlab.runs.modalities  # noqa: F401  (registers every modality and method)
 
 
 _TOP_LEVEL = {f.name for f in fields(Config)}
@@ -150,7 +149,6 @@ _TOP_LEVEL = {f.name for f in fields(Config)}
 
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Validate a recipe mapping into a :class:`Config`."""
-    _ensure_registered()
     if not isinstance(data, dict):
         raise ConfigError(f"a recipe must be a mapping of sections, got {type(data).__name__}")
     data = dict(data)
@@ -187,30 +185,6 @@ def config_from_dict(data: dict[str, Any]) -> Config:
                 raise ConfigError(f"recipe key '{key}': expected {kind.__name__}, got {value!r}")
             sections[key] = value
     return Config(**sections).validate()
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML with YAML 1.2 floats: ``1e-4`` and ``5E3`` are numbers (PyYAML's YAML 1.1
-    resolver reads them as strings, a classic trap for learning rates)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def yaml_load(text: str) -> Any:
-    """Parse recipe YAML (safe: plain data only)."""
-    return yaml.load(text, Loader=_Loader)
 
 
 def recipe_names() -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 from invlab.errors import CheckpointError, ConfigError
 from invlab.runs.checkpoint import atomic_write_bytes
 from invlab.runs.config import config_from_dict
-from invlab.runs.registry import MODALITIES
+from invlab.runs.modalities import MODALITIES
 from invlab.runs.run_dir import RunDir
 from invlab.runs.schema import set_path
 
@@ -18,8 +18,6 @@ __all__ = ["evaluate", "protocols"]
 
 def protocols() -> dict[str, list[str]]:
     """Modality -> the protocols it offers."""
-    import invlab.runs.modalities  # noqa: F401
-
     return {name: sorted(m.protocols) for name, m in MODALITIES.items()}
 
 
@@ -39,8 +37,6 @@ def evaluate(
     ``options`` go to the protocol (e.g. ``k``, ``temperature``, ``epochs``, ``lr``).
     Writes ``RUN/eval_<protocol>.json`` when ``model`` lives in a run folder.
     """
-    import invlab.runs.modalities  # noqa: F401
-
     if not Path(model).expanduser().exists():
         raise CheckpointError(f"model {model} does not exist (expected a run folder, a .ckpt or an encoder.safetensors)")
     run = RunDir.find(model)

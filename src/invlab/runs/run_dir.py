@@ -29,6 +29,7 @@ import invlab
 from invlab.errors import RunError
 from invlab.runs.checkpoint import atomic_write_bytes
 from invlab.runs.config import Config, config_from_dict, dump_config, yaml_load
+from invlab.runs.encoders import find_run_root
 
 __all__ = ["RUN_FORMAT", "RunDir", "git_revision"]
 
@@ -61,11 +62,8 @@ class RunDir:
     @classmethod
     def find(cls, path: str | os.PathLike) -> RunDir | None:
         """The run folder containing ``path`` (a folder or a file inside it)."""
-        p = Path(path).resolve()
-        for candidate in [p, *p.parents][:4]:
-            if (candidate / "config.yaml").is_file():
-                return cls(candidate)
-        return None
+        root = find_run_root(path)
+        return cls(root) if root is not None else None
 
     # -- creation and checks ------------------------------------------------------------
     def create(self, cfg: Config, command: list[str] | None = None) -> RunDir:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any, Union
 
+import yaml
+
 from invlab.errors import ConfigError
 
-__all__ = ["from_dict", "to_dict", "set_path", "describe_type"]
+__all__ = ["from_dict", "to_dict", "set_path", "describe_type", "yaml_load"]
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -171,3 +174,27 @@ def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
         node[last] = value
     else:
         raise ConfigError(f"override key '{dotted}': parent is not a mapping")
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 floats: ``1e-4`` and ``5E3`` are numbers (PyYAML's YAML 1.1
+    resolver reads them as strings, a classic trap for learning rates)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse recipe YAML (safe: plain data only)."""
+    return yaml.load(text, Loader=_Loader)

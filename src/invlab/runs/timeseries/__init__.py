@@ -15,9 +15,12 @@ before training and after every epoch (``RUN/snapshots/``); for each horizon the
 selected, then scored once on test. Classification: the probe's regularisation is chosen
 by cross-validation inside the training split; the encoder is the one at the end of the
 recipe's fixed pretraining budget.
+
+The methods (TimeDRL, the supervised baseline) and their ``params`` live in
+:mod:`invlab.methods`.
 """
 
-from invlab.runs.registry import MethodSpec, Modality, register_method, register_modality
+from invlab.runs.modality import Modality
 from invlab.runs.timeseries.export import (
     EncoderSnapshots,
     export_series_encoder,
@@ -40,18 +43,14 @@ from invlab.runs.timeseries.recipe import (
 from invlab.runs.timeseries.setup import setup
 
 __all__ = [
-    "TimeSeriesData", "TimeSeriesModel", "TimeSeriesAugment", "TimeSeriesMonitor", "TimeDRLParams",
+    "MODALITY", "TimeSeriesData", "TimeSeriesModel", "TimeSeriesAugment", "TimeSeriesMonitor", "TimeDRLParams",
     "SupervisedTimeSeriesParams", "EncoderSnapshots", "load_series_encoder", "export_series_encoder",
     "forecast_protocol", "classify_protocol", "setup", "validate", "build_encoder", "is_forecasting",
     "load_forecast_data", "load_labelled_data",
 ]
 
-register_modality(
-    Modality(
-        name="timeseries", data=TimeSeriesData, model=TimeSeriesModel, augment=TimeSeriesAugment,
-        monitor=TimeSeriesMonitor, setup=setup, validate=validate,
-        protocols={"forecast": forecast_protocol, "classify": classify_protocol},
-    )
+MODALITY = Modality(
+    name="timeseries", data=TimeSeriesData, model=TimeSeriesModel, augment=TimeSeriesAugment,
+    monitor=TimeSeriesMonitor, setup=setup, validate=validate,
+    protocols={"forecast": forecast_protocol, "classify": classify_protocol},
 )
-register_method(MethodSpec("timedrl", "timeseries", TimeDRLParams))
-register_method(MethodSpec("supervised_ts", "timeseries", SupervisedTimeSeriesParams))

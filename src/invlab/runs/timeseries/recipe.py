@@ -13,6 +13,10 @@ from invlab.data.timeseries import (
     load_forecast_series,
 )
 from invlab.errors import ConfigError, DataError
+from invlab.methods.registry import METHODS
+from invlab.methods.spec import check_choice
+from invlab.methods.supervised_timeseries import SupervisedTimeSeriesParams
+from invlab.methods.timedrl import TimeDRLParams
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.transforms.registry import build_pipeline
 
@@ -74,25 +78,7 @@ class TimeSeriesMonitor:
     snapshots: bool = True  # export the encoder before training and after each epoch
 
 
-@dataclass
-class TimeDRLParams:
-    contrastive_weight: float = 0.5  # lambda
-    predictive_weight: float = 1.0
-    stop_gradient: bool = True
-    instance: str = "cls"  # cls | last | mean
-    randomness: str = "dropout"  # dropout | augmentation
-    predictive_target: str = "normalized"  # normalized | raw (the authors' code)
-
-
-@dataclass
-class SupervisedTimeSeriesParams:
-    instance: str = "cls"
-    label_smoothing: float = 0.0
-
-
-def choice(key: str, value: Any, options: tuple) -> None:
-    if value not in options:
-        raise ConfigError(f"recipe key '{key}' must be one of {', '.join(map(str, options))}, got {value!r}")
+choice = check_choice  # the modality's checks read like the methods'
 
 
 def is_forecasting(cfg) -> bool:
@@ -100,7 +86,8 @@ def is_forecasting(cfg) -> bool:
 
 
 def validate(cfg) -> None:
-    d, m, p = cfg.data, cfg.model, cfg.params
+    """Checks of the time-series sections (the method's parameters: its ``MethodSpec.validate``)."""
+    d, m = cfg.data, cfg.model
     choice("data.name", d.name, ("ett", "csv", "ucr"))
     choice("data.features", d.features, ("multivariate", "univariate"))
     choice("data.missing", d.missing, ("error", "ffill"))
@@ -117,8 +104,8 @@ def validate(cfg) -> None:
             raise ConfigError(f"recipe key 'data.horizons' must list positive horizons, got {d.horizons}")
         if len(d.split_ratios) != 3 or min(d.split_ratios) <= 0 or abs(sum(d.split_ratios) - 1) > 1e-6:
             raise ConfigError(f"recipe key 'data.split_ratios' must be three positive numbers summing to 1, got {d.split_ratios}")
-        if cfg.method == "supervised_ts":
-            raise ConfigError("method supervised_ts classifies labelled series: set data.name=ucr")
+        if METHODS[cfg.method].needs_labels:
+            raise ConfigError(f"method {cfg.method} classifies labelled series: set data.name=ucr")
         if m.channel_independent is False:
             raise ConfigError("recipe key 'model.channel_independent': forecasting uses channel-independent patches (true)")
     elif d.dataset is None and (d.train_file is None or d.test_file is None):
@@ -140,17 +127,6 @@ def validate(cfg) -> None:
     choice("model.activation", m.activation, ("gelu", "relu"))
     if m.token_embedding == "conv" and m.kernel_size % 2 == 0:
         raise ConfigError(f"recipe key 'model.kernel_size' must be odd, got {m.kernel_size}")
-    choice("params.instance", p.instance, ("cls", "last", "mean"))
-    if isinstance(p, TimeDRLParams):
-        choice("params.randomness", p.randomness, ("dropout", "augmentation"))
-        choice("params.predictive_target", p.predictive_target, ("normalized", "raw"))
-        if p.contrastive_weight < 0 or p.predictive_weight < 0 or p.contrastive_weight + p.predictive_weight == 0:
-            raise ConfigError("recipe keys 'params.contrastive_weight' and 'params.predictive_weight' must be >= 0, not both 0")
-        if p.randomness == "augmentation" and not cfg.augment.pipeline:
-            raise ConfigError("recipe key 'augment.pipeline' is empty but params.randomness=augmentation needs transforms")
-        if p.contrastive_weight > 0 and p.randomness == "dropout" and m.dropout == 0:
-            raise ConfigError("params.randomness=dropout with model.dropout=0 makes the two passes identical; "
-                              "raise model.dropout or use augmentation")
     if cfg.augment.pipeline:
         build_pipeline(cfg.augment.pipeline, "augment.pipeline")
 

@@ -1,5 +1,6 @@
-"""Building a time-series run from a validated recipe: data module, method (TimeDRL or
-the supervised baseline), snapshot callback and the export function."""
+"""Building a time-series run from a validated recipe: data module, method (any
+time-series method of :mod:`invlab.methods.registry`), snapshot callback and the export
+function."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import lightning as L
 
 from invlab.data.timeseries import LabelledDataset, TimeSeriesDataModule, WindowDataset
 from invlab.errors import DataError
-from invlab.methods.supervised_timeseries import SupervisedTimeSeries
-from invlab.methods.timedrl import TimeDRL
-from invlab.runs.registry import RunParts
+from invlab.methods.registry import METHODS
+from invlab.runs.modality import RunParts
 from invlab.runs.timeseries.export import EncoderSnapshots, export_series_encoder
 from invlab.runs.timeseries.recipe import (
     build_encoder,
@@ -27,6 +27,9 @@ __all__ = ["setup"]
 
 
 def setup(cfg, world_size: int, progress: bool) -> RunParts:
+    """Data, method, data module and exporter of a time-series run. The method is built as
+    ``cls(encoder, **params, augment=..., optim=, seed=, callbacks=)``, or, when it
+    ``needs_labels``, ``cls(encoder, num_classes, **params, optim=, seed=, callbacks=)``."""
     d = cfg.data
     batch = d.batch_size // world_size
     if is_forecasting(cfg):
@@ -52,18 +55,13 @@ def setup(cfg, world_size: int, progress: bool) -> RunParts:
         num_classes = train_data.num_classes
     meta["method"] = cfg.method
     callbacks = [EncoderSnapshots(meta)] if cfg.monitor.snapshots else []
-    if cfg.method == "timedrl":
-        p = cfg.params
-        augment = build_pipeline(cfg.augment.pipeline, "augment.pipeline") if cfg.augment.pipeline else None
-        method: L.LightningModule = TimeDRL(
-            encoder, contrastive_weight=p.contrastive_weight, predictive_weight=p.predictive_weight,
-            stop_gradient=p.stop_gradient, instance=p.instance, randomness=p.randomness, augment=augment,
-            predictive_target=p.predictive_target, optim=cfg.optim, seed=cfg.seed, callbacks=callbacks,
-        )
+    spec = METHODS[cfg.method]
+    common = dict(optim=cfg.optim, seed=cfg.seed, callbacks=callbacks)
+    if spec.needs_labels:
+        method: L.LightningModule = spec.cls(encoder, num_classes, **spec.param_kwargs(cfg.params), **common)
     else:
-        method = SupervisedTimeSeries(encoder, num_classes, instance=cfg.params.instance,
-                                      label_smoothing=cfg.params.label_smoothing, optim=cfg.optim, seed=cfg.seed,
-                                      callbacks=callbacks)
+        augment = build_pipeline(cfg.augment.pipeline, "augment.pipeline") if cfg.augment.pipeline else None
+        method = spec.cls(encoder, **spec.param_kwargs(cfg.params), augment=augment, **common)
     datamodule = TimeSeriesDataModule(train_set, val, batch, d.eval_batch_size, d.num_workers, cfg.seed)
 
     def export(folder: Path) -> None:
