@@ -36,7 +36,7 @@ ROOT = HERE.parent
 
 # small budgets per kind of data (pretraining); every run still trains, validates and exports
 _TRAIN = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.check_val_every_n_epoch=1"]
-_IMAGE_NET = ["model.width=4"]
+_IMAGE_NET = ["model.width=4", "optim.warmup_epochs=0"]  # recipes warm up for up to 10 of their epochs
 BUDGETS = {
     "cifar10": [*_TRAIN, *_IMAGE_NET, "data.train_subset=512", "data.test_subset=256", "data.batch_size=64",
                 "monitor.knn_k=20"],
