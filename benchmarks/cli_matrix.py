@@ -123,6 +123,36 @@ def plan(readme: Path, data: Path) -> list[tuple[str, list[str]]]:
     return rows
 
 
+USER_MODEL = '''"""A user's own network, as in the README's `invlab measure --model mypkg.nets:build`."""
+from collections import OrderedDict
+
+from torch import nn
+
+
+def build():
+    return nn.Sequential(OrderedDict(
+        layer1=nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()),
+        layer2=nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU()),
+        pool=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+        fc=nn.Linear(16, 10),
+    ))
+'''
+
+
+def write_user_model(cwd: Path) -> None:
+    """``mypkg/nets.py`` (factory ``build``) and its weights ``net.safetensors`` in ``cwd``."""
+    import torch
+    from safetensors.torch import save_file
+
+    (cwd / "mypkg").mkdir(exist_ok=True)
+    (cwd / "mypkg" / "__init__.py").write_text("")
+    (cwd / "mypkg" / "nets.py").write_text(USER_MODEL)
+    namespace: dict[str, Any] = {}
+    exec(compile(USER_MODEL, "mypkg/nets.py", "exec"), namespace)
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in namespace["build"]().state_dict().items()}, str(cwd / "net.safetensors"))
+
+
 def run_row(argv: list[str], cwd: Path, timeout: float) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
@@ -201,6 +231,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="invlab-cli-matrix-") as tmp:
         cwd = Path(args.keep or tmp)
         cwd.mkdir(parents=True, exist_ok=True)
+        write_user_model(cwd)
         for label, argv in rows:
             row = run_row(argv, cwd, args.timeout)
             problem = check_outputs(label, cwd) if row["ok"] else None
