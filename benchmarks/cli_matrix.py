@@ -207,6 +207,14 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -246,7 +254,7 @@ def main() -> int:
     result = {"benchmark": "cli_matrix", "rows": results, "recipes": len(recipe_names()),
               "all_ok": all(r["ok"] for r in results), "total_seconds": time.perf_counter() - t0,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS=1 per process",
-              "date": time.strftime("%Y-%m-%d")}
+              "date": time.strftime("%Y-%m-%d"), "git_revision": _git_revision()}
     out = Path(args.out) if args.out else None if args.only else HERE / "results"
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
