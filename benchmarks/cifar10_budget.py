@@ -145,7 +145,7 @@ def main() -> int:
         "raw_model_samples_per_s_after": raw_after,
         "train_to_raw_ratio": train_rate / raw,
         "peak_rss_mb": peak_rss_mb,
-        "online_knn_top1": summary["metrics"].get("val/knn_top1"),
+        "online_knn_top1": summary["metrics"].get("test/knn_top1"),
         "glibc_allocator_tuned": allocator,
         "torch_threads": torch.get_num_threads(),
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +28,7 @@ def test_pretrain_then_evaluate_on_real_cifar(cifar_tarball, tmp_path, capsys):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs"] == 1 and summary["global_step"] == 4
-    assert 0.0 <= summary["metrics"]["val/knn_top1"] <= 1.0
+    assert 0.0 <= summary["metrics"]["test/knn_top1"] <= 1.0
     meta = json.loads((run / "run.json").read_text())
     assert meta["seed"] == 0 and "torch" in meta["versions"]
 
@@ -35,7 +37,7 @@ def test_pretrain_then_evaluate_on_real_cifar(cifar_tarball, tmp_path, capsys):
     knn = json.loads(capsys.readouterr().out)
     assert knn["train_size"] == 256 and knn["test_size"] == 128
     # offline kNN from the exported encoder == the online monitor at the end of training
-    assert abs(knn["top1"] - summary["metrics"]["val/knn_top1"]) <= 1 / 128
+    assert abs(knn["top1"] - summary["metrics"]["test/knn_top1"]) <= 1 / 128
     assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--protocol", "linear", "--epochs", "5",
                  "--no-progress"]) == 0
     assert "linear top-1" in capsys.readouterr().out
@@ -142,8 +144,53 @@ def test_two_process_ddp_pretrain_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["global_step"] == 1347 // 128  # global batch 128 = 2 x 64
-    assert 0.3 < summary["metrics"]["val/knn_top1"] <= 1.0
+    assert 0.3 < summary["metrics"]["test/knn_top1"] <= 1.0
     assert (out / "encoder.safetensors").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_readme_ddp_command_without_out_picks_one_run_folder(tmp_path):
+    """The README's `--devices N --strategy ddp` without `--out`: the processes Lightning
+    starts take the launcher's run folder instead of a timestamp of their own (they used
+    to wait for a config.yaml in a folder nobody created, forever)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "invlab.cli.main", "pretrain", "--recipe", "simclr-digits", "--devices", "2",
+         "--strategy", "ddp", "--accelerator", "cpu", "trainer.max_epochs=1", "model.width=4",
+         "model.projector.hidden=[32]", "model.projector.out=16", "trainer.limit_train_batches=3", "--no-progress"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("simclr-digits-"), runs
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert summary["global_step"] == 3
+    assert re.search(rf"run folder +{re.escape(str(Path('runs') / runs[0].name))}\n", proc.stdout), proc.stdout
+    assert (runs[0] / "encoder.safetensors").is_file()
+
+
+def test_overrides_after_an_option_are_overrides(tmp_path, capsys):
+    """`invlab pretrain --recipe R --out RUN key=value` (overrides typed after an option)
+    used to stop at "unrecognized arguments"."""
+    assert main(["pretrain", "--recipe", "simclr-digits", "optim.lr=0.2", "--out", str(tmp_path / "run"),
+                 "trainer.max_epochs=3", "seed=42", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "max_epochs: 3" in out and "seed: 42" in out and "lr: 0.2" in out
+    assert main(["study", "transfer-small", "--out", str(tmp_path / "s"), "seeds=[0, 1]", "--dry-run"]) == 0
+    assert "x 2 seeds" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["pretrain", "--recipe", "simclr-digits", "--out", str(tmp_path / "run"), "--bogus", "--dry-run"])
+    assert exc.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recipe", ["simclr-digits", "timedrl-etth1"])
+def test_sharded_strategies_are_refused_in_one_line(recipe, capsys):
+    """FSDP would leave rank 0 with one shard to export: refused before anything runs
+    (torch's FSDP needs an accelerator, so no CPU run can test a gathering path)."""
+    assert main(["pretrain", "--recipe", recipe, "--strategy", "fsdp", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'trainer.strategy' (fsdp)" in err and "use ddp" in err, err
 
 
 def _tiny_encoder_run(folder):

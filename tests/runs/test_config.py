@@ -40,6 +40,8 @@ def test_overrides_are_typed():
         (["data.train_subset=10"], r"'data.train_subset' \(10\) is smaller than 'data.batch_size'"),
         (["optim.warmup_epochs=50"], r"'optim.warmup_epochs' \(50.0\) must lie within"),
         (["trainer.accelerator=cpu", "trainer.precision=16-mixed"], r"float16 needs a GPU"),
+        (["trainer.strategy=fsdp"], r"'trainer.strategy' \(fsdp\): sharded strategies .* not supported yet .*; use ddp"),
+        (["trainer.strategy=deepspeed_stage_3"], r"'trainer.strategy' \(deepspeed_stage_3\): sharded strategies"),
         (["method=byol"], r"unknown method 'byol'"),
         (["data.mean=[0.5]"], r"'data.mean' and 'data.std' must be given together"),
         (["nonsense=1"], r"unknown recipe key 'nonsense'"),

@@ -19,7 +19,7 @@ SMALL = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "model.width=4
 def test_instaaug_run_and_its_pictures(tmp_path):
     cfg = load_recipe("instaaug-digits", [*SMALL, "params.augmentation.ranges=[{name: rotate, degrees: 90}]"])
     summary = pretrain(cfg, tmp_path / "run", progress=False)
-    assert "val/tta_top1" in summary["metrics"] and "train/module_loss" in summary["metrics"]
+    assert "test/tta_top1" in summary["metrics"] and "train/module_loss" in summary["metrics"]
     assert "train/entropy_p90" in summary["metrics"]
     result = evaluate(tmp_path / "run", "augmentation", num_images=4)
     assert (tmp_path / "run" / result["crops_png"]).stat().st_size > 0

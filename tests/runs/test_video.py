@@ -56,7 +56,7 @@ def test_bad_video_recipes_name_the_key(override, key):
 def test_pretrain_evaluate_and_measure_on_controlled_videos(recipe, tmp_path, capsys):
     run = tmp_path / "run"
     summary = pretrain(load_recipe(recipe, TINY), run, progress=False)
-    assert "val/knn_top1" in summary["metrics"]
+    assert "test/knn_top1" in summary["metrics"]
     meta = json.loads((run / "encoder.json").read_text())
     assert meta["modality"] == "video" and meta["clip_len"] == 4
     if recipe == "hdc-synthetic":

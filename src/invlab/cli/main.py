@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ def _add_trainer_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--accelerator", help="cpu, gpu, auto, ...")
     g.add_argument("--devices", help="devices per node (an integer, 'auto', or a list like 0,1)")
     g.add_argument("--num-nodes", type=int, help="number of nodes (torchrun / SLURM)")
-    g.add_argument("--strategy", help="auto, ddp, fsdp, ...")
+    g.add_argument("--strategy", help="auto, ddp, ddp_spawn, ... (sharded fsdp / deepspeed are refused: not supported yet)")
     g.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed, ...")
 
 
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(e.g. optim.lr=0.1 data.root=/data/cifar10).")
     p.add_argument("--recipe", help="a shipped recipe name (see `invlab recipes`) or a YAML file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
-    p.add_argument("--out", "-o", help="run folder (default: runs/<recipe>-<time>)")
+    p.add_argument("--out", "-o", help="run folder (default: runs/<recipe>-<time>, chosen once by the launching "
+                                       "process and handed to the processes Lightning starts)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="validate the recipe, print the resolved config and exit")
@@ -168,11 +170,36 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         print(dump_config(cfg), end="")
         return 0
     cfg.trainer.enable_progress_bar = cfg.trainer.enable_progress_bar and _show_progress(args)
-    out = args.out or f"runs/{Path(args.recipe).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or _default_run_folder(args.recipe)
+    args.out = out  # named in the Ctrl-C hint
     configure_cpu_allocator()
-    summary = pretrain(cfg, out, progress=_show_progress(args), command=sys.argv)
+    # processes that Lightning starts for --devices N re-run this command line: they find
+    # the folder chosen here instead of a timestamp of their own
+    inherited = os.environ.get(RUN_FOLDER_ENV)
+    os.environ[RUN_FOLDER_ENV] = str(out)
+    try:
+        summary = pretrain(cfg, out, progress=_show_progress(args), command=sys.argv)
+    finally:
+        if inherited is None:
+            os.environ.pop(RUN_FOLDER_ENV, None)
+        else:
+            os.environ[RUN_FOLDER_ENV] = inherited
     _print_summary(out, summary)
     return 0
+
+
+RUN_FOLDER_ENV = "INVLAB_RUN_FOLDER"
+
+
+def _default_run_folder(recipe: str) -> str:
+    """``runs/<recipe>-<time>``, decided once per run: a process started by a distributed
+    launcher (rank > 0) takes the folder its launcher chose, from ``INVLAB_RUN_FOLDER``."""
+    from invlab.runs.pretrain_run import launch_rank
+
+    inherited = os.environ.get(RUN_FOLDER_ENV)
+    if inherited and launch_rank() != 0:
+        return inherited
+    return f"runs/{Path(recipe).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _print_summary(out: str, summary: dict) -> None:
@@ -181,7 +208,7 @@ def _print_summary(out: str, summary: dict) -> None:
     m = summary.get("metrics", {})
     rows = [("run folder", out), ("method", summary.get("method")), ("epochs", summary.get("epochs")),
             ("train samples/s", f"{summary.get('train_samples_per_s', 0):.1f}")]
-    for key in ("val/knn_top1", "val/probe_top1", "train/loss_epoch"):
+    for key in ("test/knn_top1", "test/probe_top1", "train/loss"):
         if key in m:
             rows.append((key, f"{m[key]:.4f}"))
     width = max(len(r[0]) for r in rows)
@@ -295,7 +322,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse leaves key=value overrides typed after an option (`--out RUN k=v`) unparsed
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from invlab.evaluation.knn import knn_accuracy
 from invlab.methods.optim import OptimSpec, build_optimizer, param_groups
-from invlab.methods.training import check_finite_loss, per_step_schedule
+from invlab.methods.training import EpochAverages, TrainingMethod, per_step_schedule
 from invlab.nn.encoder import Encoder
 from invlab.seeding import stream_generator
 from invlab.transforms.base import Transform
@@ -36,33 +35,6 @@ class StepOutput:
     features: Tensor | None = None
 
 
-class EpochAverages:
-    """Running per-epoch means of training terms, saved in checkpoints so an epoch
-    interrupted and resumed reports the same mean as an uninterrupted one (Lightning's own
-    epoch aggregation restarts from zero after a resume)."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def add(self, terms: dict[str, Tensor], n: int) -> None:
-        for name, value in terms.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(value.detach()) * n
-        self.count += n
-
-    def means(self) -> dict[str, float]:
-        return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
-
-    def reset(self) -> None:
-        self.sums, self.count = {}, 0
-
-    def state_dict(self) -> dict:
-        return {"sums": dict(self.sums), "count": self.count}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.sums, self.count = dict(state.get("sums", {})), int(state.get("count", 0))
-
-
 def step_generator(seed: int, rank: int, epoch: int, batch_idx: int, stream: str = "views") -> torch.Generator:
     """The augmentation RNG of one training step: a pure function of where the run is,
     so a resumed run draws exactly the views an uninterrupted one would. ``stream`` names
@@ -72,7 +44,7 @@ def step_generator(seed: int, rank: int, epoch: int, batch_idx: int, stream: str
     return stream_generator(stream, seed, rank, epoch, batch_idx)
 
 
-class SSLMethod(L.LightningModule):
+class SSLMethod(TrainingMethod):
     """Base class.
 
     Args:
@@ -109,7 +81,6 @@ class SSLMethod(L.LightningModule):
         self.eval_transform = eval_transform
         self._val: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
         self._probe_correct = self._probe_total = 0
-        self.epoch_averages = EpochAverages()
 
     # -- to implement --------------------------------------------------------------------
     def training_loss(self, views: Views) -> StepOutput:
@@ -135,29 +106,8 @@ class SSLMethod(L.LightningModule):
             terms["probe_top1"] = (logits.argmax(1) == label).float().mean()
             loss = loss + probe_loss
         self.check_finite(loss, terms)
-        self.log("train/loss_step", out.loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
-        self.epoch_averages.add({"loss": out.loss, **terms}, batch["image"].shape[0])
+        self.log_training_step(out.loss, terms, batch["image"].shape[0])
         return loss
-
-    def on_train_epoch_start(self) -> None:
-        # not called when Lightning restarts in the middle of an epoch: the averages
-        # restored from the checkpoint then carry on
-        self.epoch_averages.reset()
-
-    def on_train_epoch_end(self) -> None:
-        for name, value in self.epoch_averages.means().items():
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True, sync_dist=True)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint.setdefault("invlab", {})["epoch_averages"] = self.epoch_averages.state_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.epoch_averages.load_state_dict(checkpoint.get("invlab", {}).get("epoch_averages", {}))
-
-    def check_finite(self, loss: Tensor, terms: dict[str, Tensor]) -> None:
-        """Stop with a clear message on a NaN or infinite loss (the last good checkpoint
-        stays on disk)."""
-        check_finite_loss(self, loss, terms)
 
     def configure_optimizers(self):
         spec = self.optim_spec
@@ -174,6 +124,8 @@ class SSLMethod(L.LightningModule):
             self.encoder.backbone.to(memory_format=torch.channels_last)
 
     # -- kNN monitor and probe accuracy on detached features ------------------------------
+    # the query loader is the test split, so the metrics are named test/...: a monitor, never
+    # a model-selection signal
     def on_validation_epoch_start(self) -> None:
         self._val = {}
         self._probe_correct = self._probe_total = 0
@@ -201,11 +153,11 @@ class SSLMethod(L.LightningModule):
             bank, bank_y, query, query_y = (self.all_gather(t).flatten(0, 1) for t in (bank, bank_y, query, query_y))
         if (bank_y >= 0).all() and (query_y >= 0).all():
             acc = knn_accuracy(query, query_y, bank, bank_y, self.num_classes, self.knn_k, self.knn_t)
-            self.log("val/knn_top1", acc, prog_bar=True, sync_dist=False, rank_zero_only=True)
+            self.log("test/knn_top1", acc, prog_bar=True, sync_dist=False, rank_zero_only=True)
         if self._probe_total:
             correct = torch.tensor(float(self._probe_correct), device=self.device)
             total = torch.tensor(float(self._probe_total), device=self.device)
             if self.trainer.world_size > 1:
                 correct, total = self.all_gather(correct).sum(), self.all_gather(total).sum()
-            self.log("val/probe_top1", float(correct / total), prog_bar=True, rank_zero_only=True)
+            self.log("test/probe_top1", float(correct / total), prog_bar=True, rank_zero_only=True)
         self._val = {}

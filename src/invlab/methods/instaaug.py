@@ -104,7 +104,7 @@ class LearnedAugmentSpec:
     freeze_fraction: the module is not updated during this first fraction of training.
     augerino_generators, augerino_reg, augerino_init_width: Augerino.
     test_samples: test-time averaging over this many samples (0: off); reported
-        separately as ``val/tta_top1`` (supervised).
+        separately as ``test/tta_top1`` (supervised).
     """
 
     kind: str = "instaaug"
@@ -470,7 +470,7 @@ class InstaAugSupervised(LearnedAugmentation, Supervised):
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
         if self._tta_total:
-            self.log("val/tta_top1", self._tta_correct / self._tta_total, rank_zero_only=True)
+            self.log("test/tta_top1", self._tta_correct / self._tta_total, rank_zero_only=True)
 
 
 class InstaAugSimCLR(LearnedAugmentation, SimCLR):

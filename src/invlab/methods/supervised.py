@@ -10,7 +10,7 @@ classic baseline of every self-supervised paper too.
         loss = CE(W h + b, y)            (optional label smoothing)
 
 The classifier is the method's own head, so there is no separate online probe: its
-test accuracy is logged as ``val/probe_top1`` next to the kNN monitor.
+test accuracy is logged as ``test/probe_top1`` next to the kNN monitor.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Supervised(SSLMethod):
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         with torch.no_grad():
             top1 = (logits.argmax(1) == y).float().mean()
-        # a term, not self.log: the checkpointed epoch averages keep it exact across a resume
+        # train/top1 is an epoch mean of the base class's store (kept across a resume)
         return StepOutput(loss, {"cross_entropy": loss, "top1": top1}, h)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:

@@ -12,13 +12,13 @@ from torch import Tensor, nn
 
 from invlab.methods.optim import OptimSpec
 from invlab.methods.spec import MethodSpec, check_choice
-from invlab.methods.training import check_finite_loss, configure_time_series_optimizers
+from invlab.methods.training import TrainingMethod, configure_time_series_optimizers
 from invlab.nn.patch_transformer import PatchTransformer
 
 __all__ = ["SupervisedTimeSeries", "SupervisedTimeSeriesParams", "SPEC"]
 
 
-class SupervisedTimeSeries(L.LightningModule):
+class SupervisedTimeSeries(TrainingMethod):
     """The supervised baseline in the same harness: the same encoder and a linear
     classifier on the instance embedding (``Dropout -> Linear``), trained end to end with
     cross-entropy on the labelled training split."""
@@ -52,11 +52,9 @@ class SupervisedTimeSeries(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         logits = self.logits(batch["series"])
         loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.label_smoothing)
-        check_finite_loss(self, loss, {"cross_entropy": loss})
-        bs = batch["series"].shape[0]
-        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
-        self.log("train/top1", (logits.argmax(1) == batch["label"]).float().mean(), on_step=False, on_epoch=True,
-                 batch_size=bs)
+        self.check_finite(loss, {"cross_entropy": loss})
+        top1 = (logits.argmax(1) == batch["label"]).float().mean()
+        self.log_training_step(loss, {"top1": top1}, batch["series"].shape[0])  # epoch means kept across a resume
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:

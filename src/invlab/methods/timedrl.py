@@ -36,14 +36,14 @@ from invlab.losses.timedrl import instance_contrastive_loss, timestamp_predictiv
 from invlab.methods.base import step_generator
 from invlab.methods.optim import OptimSpec
 from invlab.methods.spec import MethodSpec, check_choice
-from invlab.methods.training import check_finite_loss, configure_time_series_optimizers
+from invlab.methods.training import TrainingMethod, configure_time_series_optimizers
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.transforms.base import Transform
 
 __all__ = ["TimeDRL", "TimeDRLParams", "SPEC"]
 
 
-class TimeDRL(L.LightningModule):
+class TimeDRL(TrainingMethod):
     """Args:
         encoder: the patch Transformer (instance norm, patching, [CLS], embeddings).
         contrastive_weight: ``lambda`` (0 switches the instance-contrastive term off).
@@ -134,13 +134,10 @@ class TimeDRL(L.LightningModule):
     # -- Lightning ------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         terms = self.pretext_losses(batch["series"], batch_idx)
-        loss = terms["loss"]
-        check_finite_loss(self, loss, {k: v for k, v in terms.items() if k != "instance_std"})
-        bs = batch["series"].shape[0]
-        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
-        for name, value in terms.items():
-            if name != "loss":
-                self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=bs)
+        loss, instance_std = terms.pop("loss"), terms.pop("instance_std")
+        self.check_finite(loss, terms)
+        # epoch means of loss, predictive, contrastive and instance_std (kept across a resume)
+        self.log_training_step(loss, {**terms, "instance_std": instance_std}, batch["series"].shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:

@@ -134,6 +134,13 @@ class Config:
             raise ConfigError(f"recipe key 'optim.lr' must be positive, got {o.lr}")
         if t.accelerator == "cpu" and t.precision in ("16-mixed", "16-true", "16"):
             raise ConfigError("recipe key 'trainer.precision': float16 needs a GPU; use bf16-mixed or 32-true on CPU")
+        if str(t.strategy).lower().startswith(("fsdp", "deepspeed")):
+            # checkpoints and the exported encoder read the whole model on rank 0, which a
+            # sharded strategy does not hold there: refuse rather than export one shard
+            raise ConfigError(
+                f"recipe key 'trainer.strategy' ({t.strategy}): sharded strategies (fsdp, deepspeed) are not "
+                "supported yet (invlab's checkpoints and encoder export read the whole model on rank 0); use ddp"
+            )
         if t.checkpoint_every_n_steps is not None and t.checkpoint_every_n_steps < 1:
             raise ConfigError("recipe key 'trainer.checkpoint_every_n_steps' must be >= 1 or null")
         spec = METHODS[self.method]

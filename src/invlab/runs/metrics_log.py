@@ -12,6 +12,7 @@ import os
 
 from lightning.fabric.loggers.csv_logs import _ExperimentWriter
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 __all__ = ["RunCSVLogger"]
 
@@ -49,6 +50,7 @@ class RunCSVLogger(CSVLogger):
         self._resume_step = resume_step
 
     @property
+    @rank_zero_experiment  # other ranks write nothing into the run folder
     def experiment(self) -> _ExperimentWriter:
         if self._experiment is None:
             os.makedirs(self.root_dir, exist_ok=True)

@@ -27,24 +27,49 @@ __all__ = ["RunCheckpoint", "StepSeeder", "TrainingClock", "make_trainer", "pret
 class RunCheckpoint(Callback):
     """Writes ``checkpoints/last.ckpt`` (atomically, through the trainer's checkpoint I/O) at
     the end of every epoch and, optionally, every ``every_n_steps`` training steps: one
-    file, always the newest state, never written twice for the same step."""
+    file, always the newest state, never written twice for the same step.
+
+    The state is taken where it always was (a step's ``on_train_batch_end``, an epoch's
+    ``on_train_epoch_end``) but written to disk at the next hook (the next batch's or
+    epoch's start, or the end of training): Lightning writes a step's or an epoch's metrics
+    row only after those hooks, so a process killed right after a save would otherwise
+    lose that row for good (the resumed run starts after it). Nothing changes the model,
+    optimiser or loop state in between.
+    """
 
     def __init__(self, dirpath: Path, every_n_steps: int | None = None) -> None:
         self.path = Path(dirpath) / "last.ckpt"
         self.every_n_steps = int(every_n_steps or 0)
         self._saved_step = -1
+        self._pending: dict[str, Any] | None = None
 
-    def _save(self, trainer) -> None:
+    def _take(self, trainer) -> None:
         if trainer.global_step != self._saved_step and not trainer.sanity_checking:
-            trainer.save_checkpoint(self.path, weights_only=False)
+            # what Trainer.save_checkpoint does, split in two (no public API for the halves)
+            self._pending = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
             self._saved_step = trainer.global_step
+
+    def _write(self, trainer) -> None:
+        if self._pending is not None:
+            checkpoint, self._pending = self._pending, None
+            trainer.strategy.save_checkpoint(checkpoint, self.path)
+            trainer.strategy.barrier("RunCheckpoint")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
-            self._save(trainer)
+            self._take(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._save(trainer)
+        self._take(trainer)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._write(trainer)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._write(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._write(trainer)
 
 
 class StepSeeder(Callback):
@@ -233,9 +258,15 @@ def pretrain(
     run = RunDir(out)
     primary = launch_rank() == 0
     if not primary:
-        # a process started by a distributed launcher: rank 0 owns (creates, locks) the folder
-        run.wait_for_config()
-        cfg = run.load_config()
+        # a process started by a distributed launcher: rank 0 owns (creates, locks, writes)
+        # the folder; this one writes nothing there, so on another node it needs no shared
+        # file system: a fresh run takes its config from the same command line as rank 0,
+        # a resumed one reads the run's config (and every rank the checkpoint)
+        if resume:
+            run.check_compatible()
+            cfg = run.load_config()
+        elif cfg is None:
+            raise RunError("pretrain needs a config for a fresh run")
     elif resume:
         run.check_compatible()
         run.lock()

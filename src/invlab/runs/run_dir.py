@@ -89,14 +89,6 @@ class RunDir:
         atomic_write_bytes(self.meta_path, json.dumps(meta, indent=2).encode())
         return self
 
-    def wait_for_config(self, timeout: float = 600.0) -> None:
-        """Block until rank 0 has created the folder (other ranks of a distributed run)."""
-        deadline = time.monotonic() + timeout
-        while not self.config_path.is_file():
-            if time.monotonic() > deadline:
-                raise RunError(f"{self.path}: rank 0 did not create the run folder within {timeout:.0f} s")
-            time.sleep(0.2)
-
     def check_compatible(self) -> dict[str, Any]:
         if not self.config_path.is_file():
             raise RunError(f"{self.path} is not a run folder (no config.yaml)")

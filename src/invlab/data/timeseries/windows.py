@@ -107,10 +107,19 @@ class TimeSeriesDataModule(L.LightningDataModule):
         self.train, self.val = train, val
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, batches_done: int, world_size: int = 1) -> None:
+        """Continue epoch ``epoch`` after its first ``batches_done`` batches (per process),
+        as a run restarted from a mid-epoch checkpoint must."""
+        self._resume = (epoch, batches_done * self.batch_size * world_size)
 
     def train_dataloader(self) -> DataLoader:
         drop_last = len(self.train) > self.batch_size
-        return series_loader(self.train, self.batch_size, True, drop_last, self.num_workers, self.seed)
+        loader = series_loader(self.train, self.batch_size, True, drop_last, self.num_workers, self.seed)
+        if self._resume is not None:
+            loader.sampler.resume_at(*self._resume)
+        return loader
 
     def val_dataloader(self) -> list[DataLoader]:
         if self.val is None:
