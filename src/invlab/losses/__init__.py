@@ -18,3 +18,22 @@ __all__ = [
     "InfoNCELoss", "info_nce", "EquivarianceLoss", "circular_loss", "discrete_loss", "regression_loss",
     "StageWeights", "multi_stage_nt_xent",
 ]
+from invlab.losses.invariance_propagation import (  # noqa: E402
+    InvPLossOutput,
+    hard_positives,
+    invariance_propagation_loss,
+    propagate,
+)
+from invlab.losses.memory_bank import MemoryBank, bank_similarities, bank_topk  # noqa: E402
+from invlab.losses.transitive import (  # noqa: E402
+    inter_instance_edges,
+    intra_instance_edges,
+    select_negatives,
+    transitive_pairs,
+    triplet_ranking_loss,
+)
+
+__all__ += [
+    "MemoryBank", "bank_similarities", "bank_topk", "InvPLossOutput", "hard_positives", "invariance_propagation_loss", "propagate", "inter_instance_edges",
+    "intra_instance_edges", "select_negatives", "transitive_pairs", "triplet_ranking_loss",
+]

@@ -17,6 +17,7 @@ from invlab.methods import (
     essl,
     hdc,
     instaaug,
+    invariance_propagation,
     simclr,
     simsiam,
     supervised,
@@ -36,6 +37,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
     *instaaug.SPECS,
     timedrl.SPEC,
     supervised_timeseries.SPEC,
+    invariance_propagation.SPEC,
     *hdc.SPECS,
 )
 

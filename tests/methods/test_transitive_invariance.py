@@ -1,0 +1,72 @@
+"""Transitive Invariance as a method: Triplet-Siamese steps on pairs reduce the loss,
+pairs are mined by edge kind, bad input is named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from invlab.errors import ConfigError
+from invlab.methods.transitive_invariance import TransitiveInvariance, mine_pairs
+from invlab.nn import Encoder, HeadSpec, resnet18
+from invlab.transforms import Compose, HorizontalFlip, MultiViewSampler, RandomResizedCrop
+
+
+def _method(**kw):
+    enc = Encoder(resnet18(width=4, in_channels=1), [0.3], [0.3])
+    views = MultiViewSampler(Compose([RandomResizedCrop(8, scale=(0.6, 1.0)), HorizontalFlip()]), num_views=1)
+    return TransitiveInvariance(enc, views, projector=HeadSpec([], 16), num_classes=10, **kw)
+
+
+def test_a_few_steps_on_same_class_pairs_reduce_the_loss(monkeypatch):
+    from invlab.data import load_digits_array
+
+    torch.manual_seed(0)
+    d = load_digits_array("train")
+    labels = torch.from_numpy(d.labels[:200])
+    # pair each image with the next image of the same class
+    a, p = [], []
+    for c in range(10):
+        idx = torch.nonzero(labels == c).flatten()[:5]
+        a += idx[:-1].tolist()
+        p += idx[1:].tolist()
+    a, p = torch.tensor(a[:32]), torch.tensor(p[:32])
+    images = torch.from_numpy(d.images[:200])
+    batch = {"image": images[a], "positive": images[p], "index": a, "label": labels[a], "group": labels[a]}
+    m = _method(margin=0.5, num_negatives=4)
+    monkeypatch.setattr(type(m), "global_rank", property(lambda self: 0), raising=False)
+    monkeypatch.setattr(type(m), "current_epoch", property(lambda self: 0), raising=False)
+    monkeypatch.setattr(m, "log", lambda *a, **k: None)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(12):
+        loss = m.training_step(batch, 0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="needs 'positive'"):
+        m.training_step({"image": images[a], "index": a}, 0)
+
+
+def test_mine_pairs_by_kind():
+    # two tracks of two frames per category; features make frame 0 of each track similar across tracks
+    track = torch.tensor([0, 0, 1, 1])
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [-1.0, 0.2]])
+    out = mine_pairs(feats, track, ["intra", "inter", "transitive"], k=1, threshold=0.5)
+    assert out["intra"].tolist() == [[0, 1], [2, 3]]
+    assert out["inter"].tolist() == [[0, 2]]
+    assert out["transitive"].tolist() == [[0, 3], [1, 2], [1, 3]]
+    assert out["pairs"].shape == (6, 2)
+    assert mine_pairs(feats, track, ["inter"], threshold=0.5)["pairs"].tolist() == [[0, 2]]
+    with pytest.raises(ConfigError, match="edge kinds"):
+        mine_pairs(feats, track, ["cluster"])
+
+
+def test_bad_parameters_are_named():
+    with pytest.raises(ConfigError, match="params.margin"):
+        _method(margin=-1.0)
+    with pytest.raises(ConfigError, match="params.num_negatives"):
+        _method(num_negatives=0)
