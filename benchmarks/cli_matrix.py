@@ -45,7 +45,26 @@ BUDGETS = {
     "digits": [*_TRAIN, *_IMAGE_NET, "data.batch_size=64"],
     "ett": [*_TRAIN, "data.seq_len=96", "data.horizons=[24,48]", "data.window_stride=24"],
     "ucr": [*_TRAIN],
+    # video: the controlled clips of the synthetic recipes, and a generated UCF101 / HMDB51 tree
+    "video-controlled": ["data.controlled.train_samples=32", "data.controlled.test_samples=16",
+                         "data.controlled.num_frames=8", "data.controlled.image_size=16", "data.clip_len=8",
+                         "augment.temporal.0.length=4", "augment.spatial.0.size=16", "model.width=4",
+                         "params.head_hidden=16", "params.head_out=8", "data.batch_size=8", "trainer.max_epochs=1",
+                         "trainer.check_val_every_n_epoch=1", "monitor.knn_k=5", "data.eval_clips=2"],
+    "ucf101": ["data.size=16", "data.clip_len=8", "data.cache=none", "data.num_workers=0",
+               "augment.temporal.0.length=4", "augment.spatial.0.size=16", "model.width=4", "model.stem_stride=1",
+               "params.head_hidden=16", "params.head_out=8", "data.batch_size=4", "trainer.max_epochs=1",
+               "optim.warmup_epochs=0", "trainer.check_val_every_n_epoch=1", "monitor.knn_k=3", "data.eval_clips=2"],
 }
+BUDGETS["hmdb51"] = BUDGETS["ucf101"]
+# recipe keys a small training set cannot meet (Invariance Propagation draws 4,096 bank negatives)
+RECIPE_BUDGETS = {"invp-": ["params.num_negatives=256"]}
+
+
+def recipe_budget(recipe: str) -> list[str]:
+    kind = recipe_kind(recipe)
+    extra = [o for prefix, opts in RECIPE_BUDGETS.items() if recipe.startswith(prefix) for o in opts]
+    return [*BUDGETS.get(kind, []), *extra]
 # the commands' own size options (they take no recipe overrides)
 COMMAND_BUDGETS = {
     "measure": ["--num-samples", "200", "--bootstrap", "100"],
@@ -73,7 +92,9 @@ def recipe_kind(recipe: str) -> str | None:
     from invlab.runs.config import recipe_path
 
     text = recipe_path(recipe).read_text()
-    found = re.search(r"name:\s*(cifar10|controlled|digits|ett|ucr)\b", text)
+    found = re.search(r"name:\s*(cifar10|controlled|digits|ett|ucr|ucf101|hmdb51)\b", text)
+    if found and found.group(1) == "controlled" and re.search(r"^method:\s*(hdc|clip_simclr)\b", text, re.M):
+        return "video-controlled"
     return found.group(1) if found else None  # a data kind this script has no small budget for
 
 
@@ -84,11 +105,16 @@ def with_budget(command: str, data: Path) -> list[str]:
     for arg in argv:
         if arg.startswith("data.root="):
             value = arg.split("=", 1)[1]
-            arg = f"data.root={data / 'ETTh1.csv'}" if "ETTh1" in value else f"data.root={data / 'cifar10-jpg.tar.gz'}"
+            if "ETTh1" in value:
+                arg = f"data.root={data / 'ETTh1.csv'}"
+            elif "UCF101" in value or "HMDB51" in value:
+                arg = f"data.root={'ucf101' if 'UCF101' in value else 'hmdb51'}"  # generated in the cwd
+            else:
+                arg = f"data.root={data / 'cifar10-jpg.tar.gz'}"
         out.append(arg)
     sub = out[1] if len(out) > 1 else ""
     if sub == "pretrain" and "--recipe" in out:
-        out += BUDGETS.get(recipe_kind(out[out.index("--recipe") + 1]), [])
+        out += recipe_budget(out[out.index("--recipe") + 1])
     elif sub == "evaluate" and "--protocol" in out and out[out.index("--protocol") + 1] == "linear":
         out += ["--epochs", "5"]
     else:
@@ -114,10 +140,11 @@ def plan(readme: Path, data: Path) -> list[tuple[str, list[str]]]:
             rows.append((variant, with_budget(variant, data)))
     for name in recipe_names():
         kind = recipe_kind(name)
-        root = {"cifar10": [f"data.root={data / 'cifar10-jpg.tar.gz'}"], "ett": [f"data.root={data / 'ETTh1.csv'}"]}
+        root = {"cifar10": [f"data.root={data / 'cifar10-jpg.tar.gz'}"], "ett": [f"data.root={data / 'ETTh1.csv'}"],
+                "ucf101": ["data.root=ucf101"], "hmdb51": ["data.root=hmdb51"]}
         line = f"invlab pretrain --recipe {name} seed=42 --out runs/{name}-seed42"
         # a recipe of a data kind without a known budget still runs (its own, full budget)
-        rows.append((line, [*shlex.split(line), *root.get(kind, []), *BUDGETS.get(kind, [])]))
+        rows.append((line, [*shlex.split(line), *root.get(kind, []), *recipe_budget(name)]))
     line = "invlab pretrain --recipe simclr-digits --devices 2 --strategy ddp --accelerator cpu"
     rows.append((line + "  (no --out)", [*shlex.split(line), *BUDGETS["digits"]]))
     return rows
@@ -151,6 +178,18 @@ def write_user_model(cwd: Path) -> None:
     exec(compile(USER_MODEL, "mypkg/nets.py", "exec"), namespace)
     torch.manual_seed(0)
     save_file({k: v.contiguous() for k, v in namespace["build"]().state_dict().items()}, str(cwd / "net.safetensors"))
+
+
+def write_video_layouts(cwd: Path) -> None:
+    """Small generated UCF101 and HMDB51 trees (real .mp4 / .avi files and split files) in
+    ``cwd``, standing in for the README's ``/data/UCF101`` (users bring the real sets)."""
+    from invlab.data.video import ControlledVideos, write_hmdb51, write_ucf101
+
+    motions = ["right", "left", "grow"]
+    train = ControlledVideos(9, num_frames=10, image_size=16, motions=motions)
+    test = ControlledVideos(6, num_frames=10, image_size=16, motions=motions, split="test")
+    write_ucf101(cwd / "ucf101", train, test)
+    write_hmdb51(cwd / "hmdb51", train, test)
 
 
 def run_row(argv: list[str], cwd: Path, timeout: float) -> dict[str, Any]:
@@ -240,6 +279,7 @@ def main() -> int:
         cwd = Path(args.keep or tmp)
         cwd.mkdir(parents=True, exist_ok=True)
         write_user_model(cwd)
+        write_video_layouts(cwd)
         for label, argv in rows:
             row = run_row(argv, cwd, args.timeout)
             problem = check_outputs(label, cwd) if row["ok"] else None
