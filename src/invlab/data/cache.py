@@ -19,7 +19,7 @@ import numpy as np
 
 from invlab.data.arrays import ImageArray
 
-__all__ = ["cache_dir", "fingerprint", "cached_image_array"]
+__all__ = ["cache_dir", "fingerprint", "cached_image_array", "store_entry"]
 
 _FORMAT = 1
 
@@ -43,6 +43,24 @@ def fingerprint(*parts: object) -> str:
     return h.hexdigest()[:24]
 
 
+def store_entry(entry: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write ``arrays`` (``NAME.npy`` each) and ``meta.json`` into the cache folder ``entry``
+    atomically: built in a temporary folder and renamed into place; if another process
+    stored the entry first, its copy is kept and ours discarded."""
+    tmp = Path(tempfile.mkdtemp(prefix=entry.name + ".tmp-", dir=entry.parent))
+    try:
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array)
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        try:
+            os.rename(tmp, entry)
+        except OSError:  # another process stored it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def cached_image_array(
     key: str, build: Callable[[], ImageArray], mode: str = "memory"
 ) -> ImageArray:
@@ -58,18 +76,8 @@ def cached_image_array(
     entry = cache_dir() / f"images-v{_FORMAT}-{key}"
     if not (entry / "meta.json").exists():
         arr = build()
-        tmp = Path(tempfile.mkdtemp(prefix=entry.name + ".tmp-", dir=entry.parent))
-        try:
-            np.save(tmp / "images.npy", arr.images)
-            np.save(tmp / "labels.npy", arr.labels)
-            (tmp / "meta.json").write_text(json.dumps({"classes": arr.classes, "source": arr.source}))
-            try:
-                os.rename(tmp, entry)
-            except OSError:  # another process stored it first
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        store_entry(entry, {"images": arr.images, "labels": arr.labels},
+                    {"classes": arr.classes, "source": arr.source})
         if mode == "memory":
             return arr
     meta = json.loads((entry / "meta.json").read_text())

@@ -18,15 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from invlab.data.cache import cache_dir, fingerprint
+from invlab.data.cache import cache_dir, fingerprint, store_entry
 from invlab.data.video.arrays import VideoArray
 from invlab.data.video.io import read_video
 from invlab.data.video.layouts import VideoList
@@ -210,20 +208,8 @@ def decode_videos(videos: VideoList, size: int | tuple[int, int] = 112, max_fram
     entry = cache_dir() / f"videos-v{_FORMAT}-{key}"
     if not (entry / "meta.json").exists():
         data = build()
-        tmp = Path(tempfile.mkdtemp(prefix=entry.name + ".tmp-", dir=entry.parent))
-        try:
-            np.save(tmp / "frames.npy", data.frames)
-            np.save(tmp / "offsets.npy", data.offsets)
-            np.save(tmp / "labels.npy", data.labels)
-            (tmp / "meta.json").write_text(json.dumps({"classes": data.classes, "source": data.source,
-                                                       "names": data.names, "skipped": data.skipped}))
-            try:
-                os.rename(tmp, entry)
-            except OSError:  # another process stored it first
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        store_entry(entry, {"frames": data.frames, "offsets": data.offsets, "labels": data.labels},
+                    {"classes": data.classes, "source": data.source, "names": data.names, "skipped": data.skipped})
         if cache == "memory":
             return data
     meta = json.loads((entry / "meta.json").read_text())
