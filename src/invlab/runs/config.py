@@ -42,7 +42,7 @@ class TrainerSection:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
-    sync_batchnorm: bool = False
+    sync_batchnorm: bool | None = None  # None: the method's default (MethodSpec.sync_batchnorm), used when > 1 process
     log_every_n_steps: int = 10
     check_val_every_n_epoch: int = 1
     checkpoint_every_n_steps: int | None = None  # besides the end of every epoch
