@@ -29,15 +29,19 @@ def _ett(csv) -> list[str]:  # 90 windows of ETTh1's training months, 5 batches;
             "data.batch_size=16", "data.eval_batch_size=64", "model.patch_len=8", "model.stride=8"]
 
 
-@pytest.mark.parametrize("recipe, steps_per_epoch", [
-    ("simclr-digits", 5),
-    ("supervised-ucr", 6),
-    ("timedrl-etth1", 5),
+@pytest.mark.parametrize("recipe, steps_per_epoch, processes", [
+    ("simclr-digits", 5, 1),
+    ("supervised-ucr", 6, 1),
+    ("timedrl-etth1", 5, 1),
+    # time series on 2 gloo processes (the image case: tests/runs/test_distributed_runs.py)
+    pytest.param("timedrl-etth1", 5, 2, marks=pytest.mark.ddp),
 ])
 def test_sigkill_right_after_a_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, recipe, steps_per_epoch,
-                                                                                 request):
+                                                                                 processes, request):
     overrides = {"simclr-digits": IMAGES, "supervised-ucr": UCR}.get(recipe)
     overrides = overrides or _ett(request.getfixturevalue("etth1_csv"))
+    if processes > 1:
+        overrides = [*overrides, "trainer.accelerator=cpu", f"trainer.devices={processes}", "trainer.strategy=ddp"]
     reference = tmp_path / "reference"
     done = cli("pretrain", "--recipe", recipe, *overrides, "--out", str(reference), "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
