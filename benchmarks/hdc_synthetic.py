@@ -313,7 +313,7 @@ def summarise(results: dict, train_info: dict, selection: dict | None) -> str:
     n_app, n_mot = d["num_colours"], len(d["motions"])
     lines = ["# HDC on controlled videos: appearance (object colour) and motion (direction) as independent labels",
              ""]
-    lines.append(f"Protocol {CONFIG['protocol']} (the earlier protocol's results, every arm near chance, are kept in "
+    lines.append(f"Protocol {CONFIG['protocol']} (the earlier protocol's results, motion at chance for every arm, are kept in "
                  "`hdc_synthetic_v1.md` and `hdc_synthetic_colour_v1.md`: 8 glyphs or 8 colours x 8 motions, 867 "
                  "photo backgrounds, 256 videos, no validation-chosen budget). Seeds "
                  f"{seeds}; probes on frozen pooled features, test split (other objects, other trajectories), video "
@@ -331,6 +331,12 @@ def summarise(results: dict, train_info: dict, selection: dict | None) -> str:
                  f"({t['schedule']} after {t['warmup_epochs']} warmup epoch), {results['epochs']} epochs for every arm "
                  "(HDC runs both subtasks, so twice the clip forwards per step). One CPU thread on a machine shared "
                  "with other jobs.")
+    lines += ["", "Pairs (as METHODS.md section 6): SC's two views share the spatial draw (crop and jitter) and differ "
+              "in start and speed; TC's share the frames and differ in the spatial draw; clip SimCLR's share nothing. "
+              "Negatives: in every arm the views of the batch's other videos (NT-Xent over 2B views; "
+              "`tests/methods/test_hdc.py` checks this against a naive loop). Another time window of the same video "
+              "is never a negative (such negatives would ask the features to tell moments of one video apart, e.g. by the "
+              "object's position; the motion class, the same in every window of a video, cannot do that)."]
     if selection is not None:
         sc = ", ".join(f"{e}: {v:.3f}" for e, v in selection["score"].items())
         lines += ["", f"Budget chosen on the validation split (seed {selection['seed']}, independent videos, never the "
@@ -393,8 +399,10 @@ def summarise(results: dict, train_info: dict, selection: dict | None) -> str:
                  f"{inv['baseline']['temporal']:.3f}, untrained {inv['random_init']['temporal']:.3f}.")
     for k in ("sc", "tc"):
         w = {s: np.mean([train_info[f"hdc-{seed}"]["stage_weights"][k][s] for seed in seeds]) for s in STAGES}
+        dev = max(abs(v - 1 / len(STAGES)) for v in w.values())
         lines.append(f"- HDC's {k.upper()} stage weights at the end (mean over seeds): "
-                     + ", ".join(f"{s} {w[s]:.3f}" for s in STAGES) + ".")
+                     + ", ".join(f"{s} {w[s]:.3f}" for s in STAGES)
+                     + f"; at most {dev:.3f} from equal weights ({1 / len(STAGES):.3f}).")
     for label in ("appearance", "motion"):
         diff = np.subtract(results["hdc"][label], results["baseline"][label])
         lines.append(f"- HDC vs clip SimCLR on {label}: {diff.mean():+.3f} (better in {int((diff > 0).sum())} of {n} "
