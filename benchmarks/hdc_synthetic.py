@@ -213,6 +213,8 @@ def train_arm(arm: str, seed: int, epochs: int, work: Path, snapshots: list[int]
         "raw_backbone_clips_per_s": raw,
         "final_loss": snap.losses[-1],
         "stage_weights": {k: dict(zip(method.stages, w.weights().tolist())) for k, w in method.stage_weights.items()},
+        "stage_invariance_estimate": {k: dict(zip(method.stages, w.invariance.tolist()))
+                                      for k, w in method.stage_weights.items()},
     }
     done.write_text(json.dumps(info, indent=1))
     return info
@@ -343,6 +345,9 @@ def summarise(results: dict, train_info: dict, selection: dict | None) -> str:
                   f"test split): mean validation accuracy over the four trained arms and both labels per epoch count "
                   f"{{{sc}}}; chosen: {selection['chosen_epochs']} epochs (smallest within "
                   f"{CONFIG['selection']['tolerance']} of the best)."]
+    else:
+        lines += ["", f"Budget: {results['epochs']} epochs, given on the command line (not selected for this "
+                  "configuration; the main protocol's validation choice)."]
     lines += ["", "| arm | appearance | motion | appearance - motion | final loss |", "|---|---|---|---|---|"]
     for arm in (*ARMS, "random_init"):
         a, mo = results[arm]["appearance"], results[arm]["motion"]
@@ -407,11 +412,17 @@ def summarise(results: dict, train_info: dict, selection: dict | None) -> str:
         diff = np.subtract(results["hdc"][label], results["baseline"][label])
         lines.append(f"- HDC vs clip SimCLR on {label}: {diff.mean():+.3f} (better in {int((diff > 0).sum())} of {n} "
                      "seeds) at the same number of epochs.")
-    lines += ["", "## HDC's per-stage weights (from its running invariance estimates, end of training)", "",
-              "| seed | subtask | " + " | ".join(STAGES) + " |", "|---|---|" + "---|" * len(STAGES)]
+    lines += ["", "## HDC's per-stage weights and the running invariance estimates they come from (end of training)",
+              "", "Estimate: moving average of the mean cosine similarity of the stage's positive pairs (head outputs); "
+              "weight: the estimate normalised over the stages.", "",
+              "| seed | subtask | " + " | ".join(f"{s} weight" for s in STAGES) + " | "
+              + " | ".join(f"{s} estimate" for s in STAGES) + " |", "|---|---|" + "---|" * (2 * len(STAGES))]
     for seed in seeds:
-        for k, w in train_info[f"hdc-{seed}"]["stage_weights"].items():
-            lines.append(f"| {seed} | {k} | " + " | ".join(f"{w[s]:.3f}" for s in STAGES) + " |")
+        info = train_info[f"hdc-{seed}"]
+        for k, w in info["stage_weights"].items():
+            est = info["stage_invariance_estimate"][k]
+            lines.append(f"| {seed} | {k} | " + " | ".join(f"{w[s]:.3f}" for s in STAGES) + " | "
+                         + " | ".join(f"{est[s]:.3f}" for s in STAGES) + " |")
     lines += ["", "## Per-stage invariance (invlab's invariance score, 0 = invariant; mean over seeds, test videos)", "",
               "| arm | family | " + " | ".join([*STAGES, "output"]) + " |", "|---|---|" + "---|" * (len(STAGES) + 1)]
     for arm in (*ARMS, "random_init"):
@@ -442,8 +453,14 @@ def main(argv=None) -> None:
     p.add_argument("--work", default="runs/hdc-synthetic")
     p.add_argument("--arms", nargs="+", default=list(ARMS), help="train only these (for splitting a run)")
     p.add_argument("--train-only", action="store_true")
-    p.add_argument("--out", default=str(HERE / "results" / "hdc_synthetic"))
+    p.add_argument("--out", default=None, help="default: results/hdc_synthetic (with --hue: hdc_synthetic_hue<H>)")
+    p.add_argument("--hue", type=float, default=None,
+                   help="a variant: the spatial family's hue jitter (protocol: 0.5, the whole colour wheel)")
     args = p.parse_args(argv)
+    if args.hue is not None:
+        CONFIG["spatial"][1]["hue"] = args.hue
+    if args.out is None:
+        args.out = str(HERE / "results" / ("hdc_synthetic" if args.hue is None else f"hdc_synthetic_hue{args.hue:g}"))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from invlab.runtime import configure_cpu_allocator
 
@@ -466,6 +483,10 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         for arm in args.arms:
             info = train_arm(arm, seed, epochs, work)
+            if "stage_invariance_estimate" not in info:  # cells trained before it was recorded: from the weights
+                state = torch.load(cell(work, arm, seed) / f"method-e{epochs}.pt", weights_only=True)
+                info["stage_invariance_estimate"] = {
+                    k: dict(zip(STAGES, state[f"stage_weights.{k}.invariance"].tolist())) for k in info["stage_weights"]}
             train_info[f"{arm}-{seed}"] = info
             print(f"trained {arm} seed {seed}: {info['wall_s']:.0f}s, epoch {info['epoch_s_median']:.1f}s, "
                   f"loss {info['final_loss']:.3f}", flush=True)
