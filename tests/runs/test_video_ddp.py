@@ -20,9 +20,9 @@ from safetensors.torch import load_file
 pytestmark = [pytest.mark.ddp, pytest.mark.slow]
 
 OVERRIDES = ["data.controlled.train_samples=16", "data.controlled.test_samples=8", "data.controlled.num_frames=6",
-             "data.controlled.image_size=12", "data.clip_len=6", "augment.temporal.0.length=3",
-             "augment.spatial.0.size=12", "model.width=2", "params.head_hidden=8", "params.head_out=4",
-             "data.batch_size=8", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+             "data.controlled.image_size=12", "data.controlled.num_backgrounds=4", "data.clip_len=6",
+             "augment.temporal.0.length=3", "augment.spatial.0.size=12", "model.width=2", "params.head_hidden=8",
+             "params.head_out=4", "data.batch_size=8", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
              "trainer.check_val_every_n_epoch=100", "trainer.devices=2", "trainer.strategy=ddp",
              "trainer.accelerator=cpu"]
 
@@ -71,6 +71,8 @@ def test_two_process_hdc_run_agrees_across_ranks(tmp_path):
     assert a["step"] == b["step"] == 2 and a["rows"] == b["rows"] == [4, 4]
     for r in (a, b):
         assert len(r["losses"]) == 2 and all(math.isfinite(v) for v in r["losses"]), r["losses"]
+    # each rank trained on its own clips (so identical weights below mean synchronised updates)
+    assert a["losses"] != b["losses"]
     # gradients are averaged over the ranks, so every parameter ends identical; the stage
     # weights' invariance estimates are averaged too. (BatchNorm running statistics are
     # per-process: DDP broadcasts rank 0's before each forward, then each rank's own batch
