@@ -453,14 +453,14 @@ def main(argv=None) -> None:
     p.add_argument("--work", default="runs/hdc-synthetic")
     p.add_argument("--arms", nargs="+", default=list(ARMS), help="train only these (for splitting a run)")
     p.add_argument("--train-only", action="store_true")
-    p.add_argument("--out", default=None, help="default: results/hdc_synthetic (with --hue: hdc_synthetic_hue<H>)")
+    p.add_argument("--out", default=None, help="default: results/hdc_synthetic (with --hue 0.1: hdc_synthetic_hue0p1)")
     p.add_argument("--hue", type=float, default=None,
                    help="a variant: the spatial family's hue jitter (protocol: 0.5, the whole colour wheel)")
     args = p.parse_args(argv)
     if args.hue is not None:
         CONFIG["spatial"][1]["hue"] = args.hue
     if args.out is None:
-        args.out = str(HERE / "results" / ("hdc_synthetic" if args.hue is None else f"hdc_synthetic_hue{args.hue:g}"))
+        args.out = str(HERE / "results" / ("hdc_synthetic" if args.hue is None else f"hdc_synthetic_hue{args.hue:g}".replace(".", "p")))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from invlab.runtime import configure_cpu_allocator
 
