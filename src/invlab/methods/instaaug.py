@@ -352,7 +352,10 @@ class LearnedAugmentation:
         try:
             dist = self.distribution(x)
             xs, log_prob = self.transform_with(x, dist, k * c, g)
-            losses = self.per_sample_loss(xs, k, batch.get("label"))  # (k, N)
+            # crops alone train by the score function only (the losses are constants): no
+            # graph through the model; learned ranges need it (pathwise gradients)
+            with torch.set_grad_enabled("a_minus" in dist):
+                losses = self.per_sample_loss(xs, k, batch.get("label"))  # (k, N)
             log_prob = log_prob.view(k, c, -1).sum(1)  # a sample's copies are drawn together
         finally:
             for m, was_training in modes.items():
