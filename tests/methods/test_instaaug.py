@@ -85,6 +85,39 @@ def test_module_step_updates_only_the_module_with_the_model_in_eval_mode():
     assert all(p.grad is None for p in m.encoder.parameters())
 
 
+def test_crop_only_module_step_is_the_score_function_gradient_without_a_graph_through_the_model():
+    """Crops alone: the module step skips the graph through the model (the losses are
+    constants of the score function); its update must equal the naive one, computed with
+    that graph, on the same fresh samples."""
+    import copy
+
+    from invlab.losses.instaaug import score_function_loss
+    from invlab.methods.instaaug import _MODULE_STREAM, _stream_generator
+
+    m = _supervised(module_optimizer="sgd", module_lr=1e-2, entropy="none")
+    m.train()
+    ref = copy.deepcopy(m)
+    batch = _digits(32)
+    x = batch["image"].float() / 255.0
+    ref.encoder.eval()
+    ref.classifier.eval()
+    dist = ref.distribution(x)
+    g = _stream_generator(_MODULE_STREAM, ref.seed, 0, 0, 0)
+    xs, log_prob = ref.transform_with(x, dist, 2, g)
+    losses = ref.per_sample_loss(xs, 2, batch["label"])
+    assert losses.requires_grad  # the naive way builds the graph through the model
+    params = [p for p in ref.invariance.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(losses.mean() + score_function_loss(log_prob, losses), params, allow_unused=True)
+    m.module_step(batch, 0)
+    moved = 0
+    for (name, p), p0, gr in zip(m.invariance.named_parameters(), params, grads):
+        expected = p0.detach() if gr is None else p0.detach() - 1e-2 * gr  # SGD's first step: -lr * grad
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-7, msg=name)
+        moved += gr is not None and bool(gr.abs().sum() > 0)
+    assert moved > 0
+    assert all(p.grad is None for p in m.encoder.parameters())
+
+
 def _fit(m, steps, record):
     batches = [_digits(32) for _ in range(steps)]
 
