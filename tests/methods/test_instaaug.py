@@ -189,6 +189,25 @@ def test_bad_configurations_are_clear_errors():
         load_recipe("instaaug-digits", ["params.augmentation.kind=magic"])
     with pytest.raises(ConfigError, match="augerino_generators"):
         load_recipe("augerino-digits", ["params.augmentation.augerino_generators=[twist]"])
+    # caught when the recipe is read, naming the key (not deep inside the module's constructor)
+    for recipe, override, key in [
+        ("instaaug-digits", "crop_scales=[]", "crop_scales' is empty"),
+        ("instaaug-digits", "crop_scales=[[0, 0.5]]", "crop_scales': each scale"),
+        ("instaaug-digits", "crop_scales=[[2.5, 0.5]]", "crop_scales': each scale"),
+        ("instaaug-digits", "crop_scales=[[2, 1.5]]", "crop_scales': each scale"),
+        ("instaaug-digits", "crop_scales=[[2]]", "crop_scales': each scale"),
+        ("instaaug-digits", "full_image_prob=1.0", "full_image_prob"),
+        ("instaaug-digits", "init_fraction=0", "init_fraction"),
+        ("instaaug-digits", "module_widths=[8]", "module_widths"),
+        ("instaaug-digits", "module_warmup_steps=-1", "module_warmup_steps"),
+        ("instaaug-digits", "entropy_factor=0.5", "entropy_factor"),
+        ("instaaug-simclr-cifar10", "entropy_target=[3.0]", "entropy_target"),
+        ("instaaug-simclr-cifar10", "entropy_strength=-0.3", "entropy_strength"),
+        ("augerino-digits", "augerino_reg=-0.01", "augerino_reg"),
+        ("augerino-digits", "augerino_init_width=0", "augerino_init_width"),
+    ]:
+        with pytest.raises(ConfigError, match=f"params.augmentation.{key}"):
+            load_recipe(recipe, [f"params.augmentation.{override}"])
 
 
 def _cli(*args):
