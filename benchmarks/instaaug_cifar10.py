@@ -192,21 +192,24 @@ def heldout_train_knn(run: Path, args, seed: int = 0) -> dict:
 
 @torch.no_grad()
 def learned_crop_stats(run: Path, images: int = 512) -> dict:
-    """Entropy and full-image mass of the trained module's crop distributions on the first
-    ``images`` test images (the module is rebuilt from the run's last checkpoint)."""
+    """Entropy and full-image mass of the trained module's crop distributions on ``images``
+    test images drawn with seed 0 (the module is rebuilt from the run's last checkpoint)."""
     cfg = RunDir(run).load_config()
     train, test = load_data(cfg, progress=False)
     mean, std = normalisation(cfg, train)
     method = build_method(cfg, mean, std, train.channels, train.num_classes)
     method.load_state_dict(safe_torch_load(run / "checkpoints" / "last.ckpt")["state_dict"])
     method.eval()
-    x = torch.from_numpy(np.asarray(test.images[:images])).float() / 255.0
+    # a seeded sample of the split (the test images are stored class by class)
+    index = np.sort(np.random.default_rng(0).permutation(len(test))[:images])
+    x = torch.from_numpy(np.asarray(test.images[index])).float() / 255.0
     dist = method.distribution(x)
     probs = torch.softmax(dist["crop_logits"], -1)
     q = torch.quantile(dist["entropy"], torch.tensor([0.1, 0.5, 0.9]))
     out = {"crop_entropy_mean": float(dist["entropy"].mean()), "crop_entropy_p10": float(q[0]),
            "crop_entropy_p50": float(q[1]), "crop_entropy_p90": float(q[2]),
            "full_image_prob_mean": float(probs[:, -1].mean()), "crop_stats_images": len(x),
+           "crop_stats_sample": "seeded",
            "max_entropy": float(np.log(probs.shape[-1])),
            "crop_scales": [list(s) for s in method.learned_crops.scales]}
     return out
@@ -215,9 +218,14 @@ def learned_crop_stats(run: Path, images: int = 512) -> dict:
 def run_simclr_cell(args, method: str, seed: int, module_lr: float | None = None) -> dict:
     folder = args.work / cell_name(args, method, seed, module_lr)
     result_path = folder / "result.json"
-    if result_path.is_file():
-        return json.loads(result_path.read_text())
     run = RunDir(folder / "run")
+    if result_path.is_file():
+        cell = json.loads(result_path.read_text())
+        if method == "instaaug" and cell.get("crop_stats_sample") != "seeded":  # made from the first test images
+            cell.update(learned_crop_stats(run.path))
+            cell["pictures"] = evaluate(run.path, "augmentation", num_images=8, progress=False)["crops_png"]
+            atomic_write_bytes(result_path, json.dumps(cell, indent=1).encode())
+        return cell
     cfg = load_recipe(SIMCLR_RECIPES[method], simclr_overrides(args, method, seed, module_lr))
     name = folder.name
     print(f"[{time.strftime('%H:%M:%S')}] {name}: training", flush=True)

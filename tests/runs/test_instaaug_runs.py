@@ -31,6 +31,8 @@ def test_instaaug_run_and_its_pictures(tmp_path):
     assert (tmp_path / "run" / rot["png"]).stat().st_size > 0
     assert len(rot["a_minus"]) == 4 and all(0 <= a <= 90 for a in rot["a_plus"])
     assert len(result["entropy"]) == 4
+    idx = result["test_indices"]  # spread over the test split, not its first (often one-class) images
+    assert idx[0] == 0 and all(a < b for a, b in zip(idx, idx[1:])) and idx[-1] > 100
     # the same through the command line (the README's line), default 8 images
     (tmp_path / "run" / result["crops_png"]).unlink()
     cli = subprocess.run([sys.executable, "-m", "invlab.cli.main", "evaluate", str(tmp_path / "run"),
