@@ -198,6 +198,8 @@ def learned_crop_stats(run: Path, images: int = 512) -> dict:
     train, test = load_data(cfg, progress=False)
     mean, std = normalisation(cfg, train)
     method = build_method(cfg, mean, std, train.channels, train.num_classes)
+    method.eval()
+    init = torch.softmax(method.distribution(torch.zeros(1, 3, 32, 32))["crop_logits"], -1)[0]  # the prior
     method.load_state_dict(safe_torch_load(run / "checkpoints" / "last.ckpt")["state_dict"])
     method.eval()
     # a seeded sample of the split (the test images are stored class by class)
@@ -212,6 +214,11 @@ def learned_crop_stats(run: Path, images: int = 512) -> dict:
            "crop_stats_sample": "seeded",
            "max_entropy": float(np.log(probs.shape[-1])),
            "crop_scales": [list(s) for s in method.learned_crops.scales]}
+    # mean probability mass per candidate scale (crop side as a fraction of the image side)
+    which = method.learned_crops.scale_index
+    sides = [side for _, side in method.learned_crops.scales] + [1.0]
+    out["mass_by_crop_side"] = {f"{side:g}": float(probs[:, which == s].sum(1).mean()) for s, side in enumerate(sides)}
+    out["mass_by_crop_side_init"] = {f"{side:g}": float(init[which == s].sum()) for s, side in enumerate(sides)}
     return out
 
 
@@ -221,7 +228,7 @@ def run_simclr_cell(args, method: str, seed: int, module_lr: float | None = None
     run = RunDir(folder / "run")
     if result_path.is_file():
         cell = json.loads(result_path.read_text())
-        if method == "instaaug" and cell.get("crop_stats_sample") != "seeded":  # made from the first test images
+        if method == "instaaug" and "mass_by_crop_side_init" not in cell:  # made before these statistics
             cell.update(learned_crop_stats(run.path))
             cell["pictures"] = evaluate(run.path, "augmentation", num_images=8, progress=False)["crops_png"]
             atomic_write_bytes(result_path, json.dumps(cell, indent=1).encode())
@@ -308,7 +315,8 @@ def run_simclr(args) -> dict:
         "linear_top1": {m: [c["linear_top1"] for c in cells if c["method"] == m and "linear_top1" in c]
                         for m in SIMCLR_METHODS},
         "module_lr_search": [{k: c[k] for k in ("module_lr", "seed", "heldout_train_knn_top1", "knn_top1",
-                                                "crop_entropy_mean", "full_image_prob_mean")} for c in search],
+                                                "crop_entropy_mean", "full_image_prob_mean", "mass_by_crop_side")}
+                             for c in search],
         "module_lr_chosen": args.chosen_lr,
         "cells": cells,
     }
@@ -372,7 +380,9 @@ def simclr_md(sim: dict) -> list[str]:
         md.append("Module lr chosen on seed 0 by kNN on held-out training images (test never used to choose): "
                   + "; ".join(f"{c['module_lr']:g}: held-out {c['heldout_train_knn_top1']:.4f} (test kNN "
                               f"{c['knn_top1']:.4f}, crop entropy {c['crop_entropy_mean']:.2f} nats, full-image "
-                              f"probability {c['full_image_prob_mean']:.2f})" for c in sim["module_lr_search"])
+                              f"probability {c['full_image_prob_mean']:.2f}, mass by crop side "
+                              + " / ".join(f"{k}: {v:.2f}" for k, v in c["mass_by_crop_side"].items()) + ")"
+                              for c in sim["module_lr_search"])
                   + f"; chosen {sim['module_lr_chosen']:g}.")
     pairs = {}
     for c in cells:
@@ -383,6 +393,18 @@ def simclr_md(sim: dict) -> list[str]:
         word = "gains" if statistics.mean(paired) > 0 else "loses"
         md.append(f"InstaAug minus random resized crop, paired by seed: {ms(paired, sign='+')} kNN "
                   f"({len(paired)} seeds; InstaAug {word} on average, ahead in {wins} of {len(paired)} seeds).")
+        if len(paired) > 1:
+            se = statistics.stdev(paired) / len(paired) ** 0.5
+            z = statistics.mean(paired) / se
+            md.append(f"That mean is {z:.1f} standard errors ({se:.4f}) from zero: "
+                      + ("no detectable difference at this budget." if abs(z) < 2 else
+                         f"a difference {'in favour of' if z > 0 else 'against'} InstaAug at this budget."))
+        rrc0 = pairs.get(sim["module_lr_search"][0]["seed"], {}).get("rrc") if sim.get("module_lr_search") else None
+        for c in sim.get("module_lr_search", []):
+            if rrc0 and c["module_lr"] != sim["module_lr_chosen"]:
+                md.append(f"The rejected module lr {c['module_lr']:g} (seed {c['seed']}) scored "
+                          f"{c['knn_top1'] - rrc0['knn_top1']:+.4f} kNN relative to the random crop (its module put "
+                          f"{c['full_image_prob_mean']:.2f} of the mass on the full image).")
         lin_paired = [p["instaaug"]["linear_top1"] - p["rrc"]["linear_top1"] for p in pairs.values()
                       if len(p) == 2 and "linear_top1" in p["instaaug"] and "linear_top1" in p["rrc"]]
         if lin_paired:
@@ -399,6 +421,15 @@ def simclr_md(sim: dict) -> list[str]:
                   f"{statistics.mean(c['crop_entropy_p90'] for c in insta):.2f}; uniform over the 30 candidates: "
                   f"{insta[0]['max_entropy']:.2f}; the ramp's final target 2.0; at initialisation 2.38), "
                   f"full-image probability {full:.2f} (0.50 at initialisation).")
+        sides = insta[0]["mass_by_crop_side"]
+        rrc = {c["seed"]: c for c in cells if c["method"] == "rrc"}
+        md += ["", markdown_table(
+            ["seed", "kNN InstaAug", "kNN rrc", "crop entropy (nats)"] + [f"mass at side {k}" for k in sides],
+            [[c["seed"], f"{c['knn_top1']:.4f}", f"{rrc[c['seed']]['knn_top1']:.4f}" if c["seed"] in rrc else "-",
+              f"{c['crop_entropy_mean']:.2f}"] + [f"{c['mass_by_crop_side'][k]:.2f}" for k in sides] for c in insta]), ""]
+        md.append("Mean probability by crop side (fraction of the image side), trained (initial): " + ", ".join(
+            f"{k}: {statistics.mean(c['mass_by_crop_side'][k] for c in insta):.2f} "
+            f"({insta[0]['mass_by_crop_side_init'][k]:.2f})" for k in sides) + ".")
         md.append("Its smallest candidate crop covers a quarter of the image area (half the side), where "
                   "RandomResizedCrop goes down to 8% with aspect-ratio changes: the learned crops are milder views.")
         md.append(f"Module settings: {b['instaaug_module']}. Crop heat-maps of seed {insta[0]['seed']}: "
