@@ -20,12 +20,18 @@ RandomResizedCrop(32, scale (0.08, 1)) and (b) ``instaaug``: recipe
 random crop. kNN top-1 (k=200, t=0.1; bank = the training subset, queries = the 10,000
 test images, as benchmarks/cifar10_budget.py) and invlab's linear protocol. ``--budget
 full`` is the CPU budget of cifar10_budget.py (10k subset, width 16, 15 epochs); the
-default ``reduced`` budget is smaller (see BUDGETS) because the machine is shared.
+default ``reduced`` budget is smaller (see BUDGETS) because the machine is shared. The
+module's lr is chosen among MODULE_LRS on the first seed by kNN on a held-out slice of the
+training subset (HELDOUT images as queries, the rest as the bank), never on test; the
+other module settings are a priori (INSTAAUG_SIMCLR). Each (method, seed) is a cached,
+resumable cell under ``--work``.
 
     python benchmarks/instaaug_cifar10.py [--part supervised|simclr|both] [--budget reduced|full]
         [--data ../shared/data/cifar10-jpg.tar.gz] [--seeds 0 1 2] [--methods none fixed instaaug]
+        [--no-linear] [--report-only] [--smoke]
 
-``--part simclr`` keeps the JSON's supervised section as it is and rewrites the rest.
+``--part simclr`` keeps the JSON's supervised section as it is and rewrites the rest. The
+committed SimCLR results: ``--part simclr --seeds 0 1 2 3 4``.
 """
 
 from __future__ import annotations
