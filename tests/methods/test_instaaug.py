@@ -85,6 +85,39 @@ def test_module_step_updates_only_the_module_with_the_model_in_eval_mode():
     assert all(p.grad is None for p in m.encoder.parameters())
 
 
+def test_crop_only_module_step_is_the_score_function_gradient_without_a_graph_through_the_model():
+    """Crops alone: the module step skips the graph through the model (the losses are
+    constants of the score function); its update must equal the naive one, computed with
+    that graph, on the same fresh samples."""
+    import copy
+
+    from invlab.losses.instaaug import score_function_loss
+    from invlab.methods.instaaug import _MODULE_STREAM, _stream_generator
+
+    m = _supervised(module_optimizer="sgd", module_lr=1e-2, entropy="none")
+    m.train()
+    ref = copy.deepcopy(m)
+    batch = _digits(32)
+    x = batch["image"].float() / 255.0
+    ref.encoder.eval()
+    ref.classifier.eval()
+    dist = ref.distribution(x)
+    g = _stream_generator(_MODULE_STREAM, ref.seed, 0, 0, 0)
+    xs, log_prob = ref.transform_with(x, dist, 2, g)
+    losses = ref.per_sample_loss(xs, 2, batch["label"])
+    assert losses.requires_grad  # the naive way builds the graph through the model
+    params = [p for p in ref.invariance.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(losses.mean() + score_function_loss(log_prob, losses), params, allow_unused=True)
+    m.module_step(batch, 0)
+    moved = 0
+    for (name, p), p0, gr in zip(m.invariance.named_parameters(), params, grads):
+        expected = p0.detach() if gr is None else p0.detach() - 1e-2 * gr  # SGD's first step: -lr * grad
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-7, msg=name)
+        moved += gr is not None and bool(gr.abs().sum() > 0)
+    assert moved > 0
+    assert all(p.grad is None for p in m.encoder.parameters())
+
+
 def _fit(m, steps, record):
     batches = [_digits(32) for _ in range(steps)]
 
@@ -156,6 +189,25 @@ def test_bad_configurations_are_clear_errors():
         load_recipe("instaaug-digits", ["params.augmentation.kind=magic"])
     with pytest.raises(ConfigError, match="augerino_generators"):
         load_recipe("augerino-digits", ["params.augmentation.augerino_generators=[twist]"])
+    # caught when the recipe is read, naming the key (not deep inside the module's constructor)
+    for recipe, override, key in [
+        ("instaaug-digits", "crop_scales=[]", "crop_scales' is empty"),
+        ("instaaug-digits", "crop_scales=[[0, 0.5]]", "crop_scales': each scale"),
+        ("instaaug-digits", "crop_scales=[[2.5, 0.5]]", "crop_scales': each scale"),
+        ("instaaug-digits", "crop_scales=[[2, 1.5]]", "crop_scales': each scale"),
+        ("instaaug-digits", "crop_scales=[[2]]", "crop_scales': each scale"),
+        ("instaaug-digits", "full_image_prob=1.0", "full_image_prob"),
+        ("instaaug-digits", "init_fraction=0", "init_fraction"),
+        ("instaaug-digits", "module_widths=[8]", "module_widths"),
+        ("instaaug-digits", "module_warmup_steps=-1", "module_warmup_steps"),
+        ("instaaug-digits", "entropy_factor=0.5", "entropy_factor"),
+        ("instaaug-simclr-cifar10", "entropy_target=[3.0]", "entropy_target"),
+        ("instaaug-simclr-cifar10", "entropy_strength=-0.3", "entropy_strength"),
+        ("augerino-digits", "augerino_reg=-0.01", "augerino_reg"),
+        ("augerino-digits", "augerino_init_width=0", "augerino_init_width"),
+    ]:
+        with pytest.raises(ConfigError, match=f"params.augmentation.{key}"):
+            load_recipe(recipe, [f"params.augmentation.{override}"])
 
 
 def _cli(*args):

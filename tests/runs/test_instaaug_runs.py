@@ -4,6 +4,10 @@ writes its pictures into the run folder."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from invlab.errors import ConfigError
@@ -27,6 +31,15 @@ def test_instaaug_run_and_its_pictures(tmp_path):
     assert (tmp_path / "run" / rot["png"]).stat().st_size > 0
     assert len(rot["a_minus"]) == 4 and all(0 <= a <= 90 for a in rot["a_plus"])
     assert len(result["entropy"]) == 4
+    idx = result["test_indices"]  # spread over the test split, not its first (often one-class) images
+    assert idx[0] == 0 and all(a < b for a, b in zip(idx, idx[1:])) and idx[-1] > 100
+    # the same through the command line (the README's line), default 8 images
+    (tmp_path / "run" / result["crops_png"]).unlink()
+    cli = subprocess.run([sys.executable, "-m", "invlab.cli.main", "evaluate", str(tmp_path / "run"),
+                          "--protocol", "augmentation"], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    printed = json.loads(cli.stdout[cli.stdout.index("{"):])
+    assert printed["num_images"] == 8 and (tmp_path / "run" / printed["crops_png"]).stat().st_size > 0
 
 
 @pytest.mark.slow
@@ -41,6 +54,10 @@ def test_augerino_and_instaaug_simclr_runs(tmp_path):
                                                   "data.batch_size=64", "data.root=null"])
     summary = pretrain(cfg, tmp_path / "simclr", progress=False)
     assert "train/module_loss" in summary["metrics"]
+    pictures = evaluate(tmp_path / "simclr", "augmentation", num_images=2)
+    assert (tmp_path / "simclr" / pictures["crops_png"]).stat().st_size > 0 and len(pictures["full_image_prob"]) == 2
+    with pytest.raises(ConfigError, match="needs a run folder with checkpoints/last.ckpt"):
+        evaluate(tmp_path / "simclr" / "encoder.safetensors", "augmentation")
 
 
 @pytest.mark.slow

@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="MODEL is a run folder, a checkpoint (.ckpt) or an exported encoder.safetensors.")
     e.add_argument("model", metavar="MODEL")
     e.add_argument("--protocol", default="knn",
-                   help="images: knn (default), linear, invariance or equivariance (on the run's test data); "
-                        "time series: forecast or classify")
+                   help="images: knn (default), linear, invariance or equivariance (on the run's test data), "
+                        "augmentation (pictures of a learned augmentation: InstaAug crop heat-maps and per-input "
+                        "ranges, Augerino widths; needs the run's checkpoint); time series: forecast or classify")
     e.add_argument("--data", help="data set name (default: the run's)")
     e.add_argument("--data-root", help="data path (default: the run's)")
     e.add_argument("--train-subset", type=int, help="training images used as bank / probe set")

@@ -131,6 +131,15 @@ class LearnedAugmentSpec:
     test_samples: int = 0
 
 
+def _is_crop_scale(pair) -> bool:
+    """``[grid, side]``: an integer grid >= 1 and a side in (0, 1]."""
+    try:
+        grid, side = pair
+        return float(grid) == int(grid) >= 1 and 0.0 < float(side) <= 1.0
+    except (TypeError, ValueError):
+        return False
+
+
 def check_spec(spec: LearnedAugmentSpec, where: str = "params.augmentation") -> None:
     """Raise :class:`ConfigError` naming the key for an impossible configuration."""
     if spec.kind not in ("instaaug", "augerino", "none"):
@@ -152,6 +161,34 @@ def check_spec(spec: LearnedAugmentSpec, where: str = "params.augmentation") -> 
             raise ConfigError(f"recipe key '{where}.entropy_band' must be [low, high] with low < high, got {spec.entropy_band}")
         if not 0.0 <= spec.freeze_fraction < 1.0:
             raise ConfigError(f"recipe key '{where}.freeze_fraction' must lie in [0, 1), got {spec.freeze_fraction}")
+        if spec.crops:
+            if not spec.crop_scales:
+                raise ConfigError(f"recipe key '{where}.crop_scales' is empty: learned crops need at least one "
+                                  "[grid, side] scale besides the full image")
+            for pair in spec.crop_scales:
+                if not _is_crop_scale(pair):
+                    raise ConfigError(f"recipe key '{where}.crop_scales': each scale is [grid, side] with an integer "
+                                      f"grid >= 1 and side in (0, 1], got {pair!r}")
+            if not 0.0 < spec.full_image_prob < 1.0:
+                raise ConfigError(f"recipe key '{where}.full_image_prob' must lie in (0, 1), got {spec.full_image_prob}")
+        if not 0.0 < spec.init_fraction < 1.0:
+            raise ConfigError(f"recipe key '{where}.init_fraction' must lie in (0, 1), got {spec.init_fraction}")
+        if len(spec.module_widths) < 2 or any(w < 1 for w in spec.module_widths):
+            raise ConfigError(f"recipe key '{where}.module_widths' needs >= 2 positive channel counts, "
+                              f"got {spec.module_widths}")
+        if spec.module_warmup_steps < 0:
+            raise ConfigError(f"recipe key '{where}.module_warmup_steps' must be >= 0, got {spec.module_warmup_steps}")
+        if spec.entropy == "adaptive":
+            if spec.entropy_weight <= 0:
+                raise ConfigError(f"recipe key '{where}.entropy_weight' must be > 0, got {spec.entropy_weight}")
+            if spec.entropy_factor <= 1:
+                raise ConfigError(f"recipe key '{where}.entropy_factor' must be > 1, got {spec.entropy_factor}")
+        if spec.entropy == "target":
+            if len(spec.entropy_target) != 2 or min(spec.entropy_target) < 0:
+                raise ConfigError(f"recipe key '{where}.entropy_target' must be [start, end] in nats (>= 0), "
+                                  f"got {spec.entropy_target}")
+            if spec.entropy_strength < 0:
+                raise ConfigError(f"recipe key '{where}.entropy_strength' must be >= 0, got {spec.entropy_strength}")
         if spec.ranges:
             try:
                 LearnedRange(build_pipeline(spec.ranges, f"{where}.ranges"))
@@ -162,6 +199,10 @@ def check_spec(spec: LearnedAugmentSpec, where: str = "params.augmentation") -> 
             LieAffine(spec.augerino_generators)
         except ValueError as err:
             raise ConfigError(f"recipe key '{where}.augerino_generators': {err}") from None
+        if spec.augerino_reg < 0:  # a negative weight would penalise, not reward, the widths
+            raise ConfigError(f"recipe key '{where}.augerino_reg' must be >= 0, got {spec.augerino_reg}")
+        if spec.augerino_init_width <= 0:
+            raise ConfigError(f"recipe key '{where}.augerino_init_width' must be > 0, got {spec.augerino_init_width}")
     if spec.test_samples < 0:
         raise ConfigError(f"recipe key '{where}.test_samples' must be >= 0, got {spec.test_samples}")
 
@@ -352,7 +393,10 @@ class LearnedAugmentation:
         try:
             dist = self.distribution(x)
             xs, log_prob = self.transform_with(x, dist, k * c, g)
-            losses = self.per_sample_loss(xs, k, batch.get("label"))  # (k, N)
+            # crops alone train by the score function only (the losses are constants): no
+            # graph through the model; learned ranges need it (pathwise gradients)
+            with torch.set_grad_enabled("a_minus" in dist):
+                losses = self.per_sample_loss(xs, k, batch.get("label"))  # (k, N)
             log_prob = log_prob.view(k, c, -1).sum(1)  # a sample's copies are drawn together
         finally:
             for m, was_training in modes.items():

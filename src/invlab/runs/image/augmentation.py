@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from invlab.errors import ConfigError
@@ -20,7 +21,8 @@ __all__ = ["augmentation_protocol"]
 
 def augmentation_protocol(model, cfg, num_images: int = 8, progress: bool = False, **_: Any) -> dict[str, Any]:
     """Pictures of a learned augmentation (InstaAug crop heat-maps, per-input ranges;
-    Augerino's widths) for the first ``num_images`` test images, written into the run
+    Augerino's widths) for ``num_images`` test images spread evenly over the split
+    (``result["test_indices"]``), written into the run
     folder (``augmentation_*.png``). Needs the run's checkpoint (the invariance module is
     not part of the exported encoder)."""
     path = Path(model).expanduser()
@@ -38,7 +40,10 @@ def augmentation_protocol(model, cfg, num_images: int = 8, progress: bool = Fals
     method.load_state_dict(safe_torch_load(ckpt)["state_dict"])
     method.eval()
     n = min(num_images, len(test))
-    x = torch.from_numpy(test.images[:n]).float() / 255.0
+    # spread over the split (test sets are often stored class by class)
+    index = np.linspace(0, len(test) - 1, n).round().astype(np.int64)
+    x = torch.from_numpy(np.asarray(test.images[index])).float() / 255.0
     result = augmentation_pictures(method, x, folder)
     result["num_images"] = n
+    result["test_indices"] = index.tolist()
     return result
