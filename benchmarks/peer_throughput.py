@@ -1,0 +1,447 @@
+"""Side-by-side SimCLR training throughput: invlab, lightly's recipe and the raw model,
+interleaved in one invocation.
+
+Arms, all with the same model (invlab's ResNet-18 with the CIFAR stem at the given width,
+its projector), batch, optimiser (SGD lr 0.06, momentum 0.9, weight decay 5e-4) and data
+(the CIFAR-10 JPEG copy):
+
+- ``invlab``: ``invlab train``'s own path: recipe ``simclr-cifar10`` through
+  ``pretrain()`` (Lightning's Trainer, the decoded uint8 cache, views made on the batch
+  in the training step, the online probe, logging, the divergence guard);
+- ``raw``: the same model's forward + backward + SGD step on ready float tensors of the
+  training step's shape (2 x batch images) in this process: the limit a training step
+  can reach;
+- ``lightly``: lightly's documented SimCLR recipe (``SimCLRTransform`` on PIL images in
+  DataLoader workers, ``NTXentLoss``) on the same model, in the peers venv
+  (benchmarks/setup_peers.sh) as a subprocess (benchmarks/lightly_arm.py);
+- ``raw_peer``: the raw step in that subprocess's torch (a torch-version control).
+
+The arms alternate in blocks of steps, several rounds, order rotating each round
+(benchmarks/throughput_schedule.py); warm-up steps are not timed. Each block's
+samples/s is one sample; the row gives median and mean over rounds and the per-round
+ratios. Only one arm runs at a time: the others wait (lightly's workers are stopped).
+
+    bash benchmarks/setup_peers.sh
+    python benchmarks/peer_throughput.py [--configs 16x256,16x128,64x256,64x128] [--rounds 5]
+
+Writes benchmarks/results/peer_throughput.json and .md (or --name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from load_monitor import LoadMonitor  # noqa: E402
+from throughput_schedule import interleaved_schedule, paired_ratio, rate_summary  # noqa: E402
+
+from invlab.data.archive import extract_once, is_archive  # noqa: E402
+from invlab.losses.contrastive import nt_xent  # noqa: E402
+from invlab.runs.config import load_recipe  # noqa: E402
+from invlab.runs.image import build_method  # noqa: E402
+from invlab.runs.pretrain_run import pretrain  # noqa: E402
+from invlab.runtime import configure_cpu_allocator  # noqa: E402
+
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
+GOALS = {"invlab_to_raw_min": 0.95, "invlab_to_lightly_min_at_width_16": 1.3}
+
+
+class RawStep:
+    """Forward + backward + SGD step of the invlab-built model (encoder with its
+    normalisation and memory format, projector) on ready tensors (2 x batch images)."""
+
+    def __init__(self, cfg, device: torch.device):
+        torch.manual_seed(0)
+        self.method = build_method(cfg, [0.5] * 3, [0.25] * 3, 3, None)
+        self.method.setup("fit")
+        self.method.to(device).train()
+        o = cfg.optim
+        self.opt = torch.optim.SGD(self.method.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        self.batch, self.device = cfg.data.batch_size, device
+        size = image_size(cfg)
+        self.x = torch.rand(2 * self.batch, 3, size, size, device=device)
+        self.temperature = cfg.method_params().temperature
+
+    def step(self) -> None:
+        z1, z2 = self.method.projector(self.method.encoder(self.x)).chunk(2)
+        loss = nt_xent(z1, z2, self.temperature)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def __call__(self, steps: int, skip: int = 0) -> float:
+        for _ in range(skip):
+            self.step()
+        sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        sync(self.device)
+        return time.perf_counter() - t0
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def image_size(cfg) -> int:
+    return int(next(t for t in cfg.augment.pipeline if t["name"] == "crop")["size"])
+
+
+class PeerProcess:
+    """benchmarks/lightly_arm.py in the peers' Python, driven one block at a time."""
+
+    def __init__(self, python: str, spec: dict, images: Path | None, arms: list[str], workers: int, threads: int,
+                 device: str):
+        cmd = [python, str(HERE / "lightly_arm.py"), "--spec", json.dumps(spec), "--arms", ",".join(arms),
+               "--workers", str(workers), "--threads", str(threads), "--device", device]
+        if images is not None:
+            cmd += ["--images", str(images)]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("PYTHONPATH", None)  # invlab's venv paths must not leak into the peers' Python
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.hello = self._read()
+
+    def _read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+        raise RuntimeError(f"the peer process ended (exit code {self.proc.wait()}) before answering")
+
+    def run(self, arm: str, steps: int, skip: int) -> dict:
+        self.proc.stdin.write(json.dumps({"arm": arm, "steps": steps, "skip": skip}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(json.dumps({"arm": "quit"}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=60)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+
+
+class Interleaver(Callback):
+    """Drives the schedule from inside invlab's training loop: an ``invlab`` block is the
+    time from the start of one training batch to the start of the batch ``steps`` later
+    (data fetch, views, step, hooks, logging: everything ``invlab train`` does per
+    batch); the other arms' blocks run between invlab's, at a batch start."""
+
+    def __init__(self, plan: list[tuple[int, str]], steps: int, warmup: int, batch: int, others: dict, device):
+        self.plan, self.steps, self.warmup, self.batch = plan, steps, warmup, batch
+        self.others, self.device = others, device
+        self.rates: dict[str, list[float]] = {arm: [] for _, arm in plan}
+        self.errors: dict[str, str] = {}
+        self.pos, self.seen = 0, 0
+        self.block_start: tuple[int, float] | None = None
+        self.done = False
+
+    def batches_needed(self) -> int:
+        return self.warmup + self.steps * sum(arm == "invlab" for _, arm in self.plan) + 1
+
+    def _run_other(self, arm: str) -> None:
+        result = self.others[arm](self.steps)
+        if "error" in result:
+            self.errors[arm] = result["error"]
+            self.rates[arm].append(float("nan"))
+        else:
+            self.rates[arm].append(result["samples"] / result["seconds"])
+        print(f"  round {self.plan[self.pos][0]} {arm}: {self.rates[arm][-1]:.1f} samples/s", flush=True)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        n, self.seen = self.seen, self.seen + 1
+        if self.done or n < self.warmup:
+            return
+        if self.block_start is not None:
+            first, t0 = self.block_start
+            if n - first < self.steps:
+                return
+            sync(self.device)
+            self.rates["invlab"].append(self.steps * self.batch / (time.perf_counter() - t0))
+            print(f"  round {self.plan[self.pos][0]} invlab: {self.rates['invlab'][-1]:.1f} samples/s", flush=True)
+            self.block_start = None
+            self.pos += 1
+        while self.pos < len(self.plan) and self.plan[self.pos][1] != "invlab":
+            self._run_other(self.plan[self.pos][1])
+            self.pos += 1
+        if self.pos == len(self.plan):
+            self.done = True
+            trainer.should_stop = True
+            return
+        sync(self.device)
+        self.block_start = (n, time.perf_counter())
+
+
+def train_images(data: Path) -> Path:
+    """The folder of training images (``<class>/<image>``) inside the data copy."""
+    root = extract_once(data) if is_archive(data) else data
+    for candidate in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        if (candidate / "train").is_dir():
+            return candidate / "train"
+    raise SystemExit(f"{data}: no train/ folder of images inside")
+
+
+def build_config(args, width: int, batch: int, batches: int):
+    overrides = [
+        f"data.root={args.data}", f"data.batch_size={batch}", f"model.width={width}",
+        f"model.backbone={args.backbone}", f"model.stem={args.stem}",
+        "monitor.knn=false",  # no validation epochs inside the measurement (the online probe stays)
+        "trainer.max_epochs=1", f"trainer.limit_train_batches={batches}", "trainer.check_val_every_n_epoch=1000",
+        "trainer.enable_progress_bar=false", f"trainer.accelerator={args.accelerator}", "trainer.devices=1",
+    ]
+    if args.data_name != "cifar10":
+        overrides.append(f"data.name={args.data_name}")
+    if args.projector_hidden:
+        overrides.append(f"model.projector.hidden=[{args.projector_hidden}]")
+    cfg = load_recipe(args.recipe, overrides + list(args.override))
+    if args.image_size != image_size(cfg):
+        for t in cfg.augment.pipeline:
+            if t["name"] == "crop":
+                t["size"] = args.image_size
+    return cfg
+
+
+def peer_spec(cfg) -> dict:
+    jitter = next(t for t in cfg.augment.pipeline if t["name"] == "jitter")
+    crop = next(t for t in cfg.augment.pipeline if t["name"] == "crop")
+    gray = next(t for t in cfg.augment.pipeline if t["name"] == "grayscale")
+    flip = next(t for t in cfg.augment.pipeline if t["name"] == "hflip")
+    proj = cfg.model.projector
+    return {
+        "model": {"backbone": cfg.model.backbone, "stem": cfg.model.stem, "width": cfg.model.width,
+                  "projector": {"hidden": list(proj.hidden), "out": proj.out, "norm": proj.norm}},
+        "batch": cfg.data.batch_size,
+        "image_size": image_size(cfg),
+        "optim": {"lr": cfg.optim.lr, "momentum": cfg.optim.momentum, "weight_decay": cfg.optim.weight_decay},
+        "temperature": cfg.method_params().temperature,
+        # the recipe's augmentations in SimCLRTransform's terms (no blur: the recipe has none)
+        "lightly_transform": {
+            "min_scale": float(crop["scale"][0]), "cj_prob": float(jitter.get("p", 0.8)), "cj_strength": 1.0,
+            "cj_bright": float(jitter["brightness"]), "cj_contrast": float(jitter["contrast"]),
+            "cj_sat": float(jitter["saturation"]), "cj_hue": float(jitter["hue"]),
+            "random_gray_scale": float(gray["p"]), "gaussian_blur": 0.0, "hf_prob": float(flip["p"]),
+        },
+    }
+
+
+def measure(args, width: int, batch: int, images: Path | None, device: torch.device) -> dict:
+    arms = ["invlab", "raw"] + [a for a in ("lightly", "raw_peer") if a in args.arms]
+    plan = interleaved_schedule(arms, args.rounds)
+    probe_cfg = build_config(args, width, batch, 1)
+    raw = RawStep(probe_cfg, device)
+    t_raw = raw(2, skip=1) / 2  # warm-up, and the step time that sizes the blocks
+    steps = args.steps or max(args.min_steps, min(args.max_steps, round(args.block_seconds / t_raw)))
+    print(f"width {width}, batch {batch}: raw step {t_raw:.3f} s -> blocks of {steps} steps, {args.rounds} rounds",
+          flush=True)
+    peer = None
+    hello: dict = {}
+    others = {"raw": lambda n: {"samples": n * batch, "seconds": raw(n)}}
+    if len(arms) > 2:
+        peer = PeerProcess(args.peers_python, peer_spec(probe_cfg), images, [a for a in arms if a not in ("invlab", "raw")],
+                           args.lightly_workers, args.threads, str(device))
+        hello = peer.hello
+        for arm in arms[2:]:
+            others[arm] = lambda n, arm=arm: peer.run(arm, n, args.lightly_skip if arm == "lightly" else 0)
+            print(f"  warm-up {arm}: {peer.run(arm, args.warmup_steps, 1)}", flush=True)
+    interleaver = Interleaver(plan, steps, args.warmup_steps, batch, others, device)
+    cfg = build_config(args, width, batch, interleaver.batches_needed())
+    run_dir = Path(tempfile.mkdtemp(prefix="invlab-peer-throughput-")) / "run"
+    try:
+        with LoadMonitor(every_s=5.0) as load:
+            t0 = time.perf_counter()
+            pretrain(cfg, run_dir, progress=False, callbacks=[interleaver])
+            wall = time.perf_counter() - t0
+    finally:
+        if peer is not None:
+            peer.close()
+        shutil.rmtree(run_dir.parent, ignore_errors=True)
+    if not interleaver.done:
+        raise RuntimeError(f"training stopped after {interleaver.seen} batches, before the schedule ended")
+    r = interleaver.rates
+    row = {
+        "width": width, "batch": batch, "backbone": args.backbone, "stem": args.stem, "image_size": args.image_size,
+        "device": str(device),
+        "invlab_samples_per_s": statistics.median(r["invlab"]),
+        "raw_samples_per_s": statistics.median(r["raw"]),
+        "lightly_samples_per_s": statistics.median(r["lightly"]) if "lightly" in r else None,
+        "raw_peer_samples_per_s": statistics.median(r["raw_peer"]) if "raw_peer" in r else None,
+        "summary": {arm: rate_summary(v) for arm, v in r.items()},
+        "invlab_to_raw": paired_ratio(r["invlab"], r["raw"]),
+        "invlab_to_lightly": paired_ratio(r["invlab"], r["lightly"]) if "lightly" in r else None,
+        "lightly_to_raw_peer": paired_ratio(r["lightly"], r["raw_peer"]) if {"lightly", "raw_peer"} <= r.keys() else None,
+        "raw_to_raw_peer": paired_ratio(r["raw"], r["raw_peer"]) if "raw_peer" in r else None,
+        "rounds": args.rounds, "steps_per_block": steps, "warmup_steps": args.warmup_steps,
+        "schedule": [arm for _, arm in plan],
+        "per_round_samples_per_s": r,
+        "errors": interleaver.errors,
+        "peer": hello,
+        "load": load.summary(),
+        "wall_seconds": wall,
+    }
+    return row
+
+
+def markdown(result: dict) -> str:
+    rows = result["rows"]
+    lines = [
+        "# SimCLR training throughput: invlab, lightly's recipe, the raw model (interleaved)",
+        "",
+        f"{result['machine']}; {result['threads']} torch threads per measured process; invlab: torch "
+        f"{result['torch']}; peers: {result['peer_versions']}; lightly's DataLoader: {result['lightly_workers']} "
+        f"workers ({result['lightly_workers_reason']}). {result['date']}.",
+        "",
+        "Samples/s = median over rounds of one block's samples / seconds (mean in brackets); ratios are medians of "
+        "the per-round ratios (each round's arms ran back to back, so they saw the same machine).",
+        "",
+        "| width | batch | invlab | raw | lightly | raw (peer torch) | invlab / raw | invlab / lightly | load (1 min, mean / max) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def fmt(row, arm):
+        s = row["summary"].get(arm)
+        return "n/a" if not s else f"{s['median']:.1f} ({s['mean']:.1f})"
+
+    def ratio(p):
+        return "n/a" if not p else f"{p['median_of_round_ratios']:.3f}"
+
+    for row in rows:
+        ld = row["load"]
+        lines.append(
+            f"| {row['width']} | {row['batch']} | {fmt(row, 'invlab')} | {fmt(row, 'raw')} | {fmt(row, 'lightly')} | "
+            f"{fmt(row, 'raw_peer')} | {ratio(row['invlab_to_raw'])} | {ratio(row['invlab_to_lightly'])} | "
+            f"{ld['load_avg_1min_mean']:.2f} / {ld['load_avg_1min_max']:.2f} |"
+        )
+    lines += ["", "## Findings against the goals", ""]
+    goal_raw, goal_lightly = GOALS["invlab_to_raw_min"], GOALS["invlab_to_lightly_min_at_width_16"]
+    for row in rows:
+        p = row["invlab_to_raw"]
+        met = p["median_of_round_ratios"] >= goal_raw
+        lines.append(
+            f"- width {row['width']}, batch {row['batch']}: invlab runs at {p['median_of_round_ratios']:.1%} of the raw "
+            f"model (per-round ratios {min(p['round_ratios']):.1%} to {max(p['round_ratios']):.1%}; ratio of medians "
+            f"{p['ratio_of_medians']:.1%}): goal >= {goal_raw:.0%} {'met' if met else 'NOT met'}."
+        )
+        q = row["invlab_to_lightly"]
+        if q:
+            goal = f"; goal >= {goal_lightly}x {'met' if q['median_of_round_ratios'] >= goal_lightly else 'NOT met'}" \
+                if row["width"] == 16 else ""
+            lines.append(
+                f"  invlab is {q['median_of_round_ratios']:.2f}x lightly's recipe (per-round {min(q['round_ratios']):.2f}x "
+                f"to {max(q['round_ratios']):.2f}x){goal}."
+            )
+        lp, rp = row.get("lightly_to_raw_peer"), row.get("raw_to_raw_peer")
+        if lp and rp:
+            lines.append(
+                f"  lightly's recipe runs at {lp['median_of_round_ratios']:.1%} of the raw model in its own torch; "
+                f"invlab's torch runs the raw step {rp['median_of_round_ratios']:.2f}x as fast as the peers' torch."
+            )
+        if row["errors"]:
+            lines.append(f"  errors: {row['errors']}")
+    loads = [row["load"]["load_avg_1min_mean"] for row in rows]
+    cpus = rows[0]["load"]["cpus"] if rows else os.cpu_count()
+    contended = max(loads) > cpus if loads else False
+    lines += [
+        "",
+        f"Machine load: the 1-minute load average was {min(loads):.2f} to {max(loads):.2f} (mean per row) on {cpus} "
+        f"CPUs; {'the machine was contended (other processes shared the cores): absolute rates are low and noisy, the interleaved ratios are the comparable figures' if contended else 'the machine was not contended beyond its CPU count'}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--data-name", default="cifar10", help="invlab data.name (image_folder for a folder)")
+    parser.add_argument("--recipe", default="simclr-cifar10")
+    parser.add_argument("--configs", default="16x256,16x128,64x256,64x128", help="WIDTHxBATCH, comma-separated")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--stem", default="cifar")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--projector-hidden", type=int, help="projector hidden width (default: the recipe's)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, help="steps per block (default: sized by --block-seconds)")
+    parser.add_argument("--block-seconds", type=float, default=6.0)
+    parser.add_argument("--min-steps", type=int, default=2)
+    parser.add_argument("--max-steps", type=int, default=20)
+    parser.add_argument("--warmup-steps", type=int, default=3)
+    parser.add_argument("--lightly-skip", type=int, default=2, help="batches of a fresh lightly iterator not timed")
+    parser.add_argument("--lightly-workers", type=int, default=2)
+    parser.add_argument("--lightly-workers-reason", default="one per core: lightly's examples hard-code 8 "
+                        "(written for GPU machines); PyTorch's DataLoader warns above the CPU count, 2 here")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--arms", default="lightly,raw_peer", help="peer arms to run (empty: invlab and raw only)")
+    parser.add_argument("--peers-python", default=str(PEERS_PYTHON))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--name", default="peer_throughput")
+    parser.add_argument("override", nargs="*", help="extra recipe overrides KEY=VALUE")
+    args = parser.parse_args()
+    args.arms = [a for a in args.arms.split(",") if a]
+    device = torch.device(args.device)
+    args.accelerator = "gpu" if device.type == "cuda" else "cpu"
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    else:
+        torch.backends.cudnn.benchmark = True
+    allocator = configure_cpu_allocator()  # as `invlab train` does
+    if args.arms and not Path(args.peers_python).exists():
+        raise SystemExit(f"{args.peers_python} does not exist: run `bash benchmarks/setup_peers.sh` first, "
+                         "or pass --arms '' for invlab and raw only")
+    images = train_images(Path(args.data)) if "lightly" in args.arms else None
+    rows = []
+    for item in args.configs.split(","):
+        width, batch = (int(v) for v in item.lower().split("x"))
+        rows.append(measure(args, width, batch, images, device))
+    peer = next((row["peer"] for row in rows if row["peer"]), {})
+    result = {
+        "benchmark": "peer_throughput",
+        "goals": GOALS,
+        "recipe": args.recipe,
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs" + (
+            f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "peer_versions": peer.get("versions", {}),
+        "lightly_workers": args.lightly_workers,
+        "lightly_workers_reason": args.lightly_workers_reason,
+        "glibc_allocator_tuned": allocator,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "rows": rows,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.name}.json").write_text(json.dumps(rows_first(result), indent=2) + "\n")
+    md = markdown(result)
+    (out / f"{args.name}.md").write_text(md)
+    print(md)
+    return 0
+
+
+def rows_first(result: dict) -> list[dict]:
+    """The committed JSON is a list of rows (as the issue asks); the run's shared facts go
+    into every row under ``run``."""
+    shared = {k: v for k, v in result.items() if k != "rows"}
+    return [{**row, "run": shared} for row in result["rows"]]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
