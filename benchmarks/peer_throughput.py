@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -58,7 +59,6 @@ from invlab.runtime import configure_cpu_allocator  # noqa: E402
 
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
-GOALS = {"invlab_to_raw_min": 0.95, "invlab_to_lightly_min_at_width_16": 1.3}
 
 
 class RawStep:
@@ -114,7 +114,8 @@ class PeerProcess:
         if images is not None:
             cmd += ["--images", str(images)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop("PYTHONPATH", None)  # invlab's venv paths must not leak into the peers' Python
+        # the peers' Python sees none of invlab's paths, only what PEERS_PYTHONPATH names
+        env["PYTHONPATH"] = os.environ.get("PEERS_PYTHONPATH", "")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.hello = self._read()
 
@@ -242,24 +243,50 @@ def peer_spec(cfg) -> dict:
     }
 
 
-def measure(args, width: int, batch: int, images: Path | None, device: torch.device) -> dict:
-    arms = ["invlab", "raw"] + [a for a in ("lightly", "raw_peer") if a in args.arms]
-    plan = interleaved_schedule(arms, args.rounds)
+def cpu_ticks() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    try:
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return math.nan, math.nan
+    hz = os.sysconf("SC_CLK_TCK")
+    total = sum(fields) / hz
+    return total - (fields[3] + fields[4]) / hz, total
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the peer process and its
+    DataLoader workers, once they have been waited for)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def measure(args, width: int, batch: int, rounds: int, images: Path | None, device: torch.device) -> dict:
+    busy0, total0 = cpu_ticks()
+    own0 = own_cpu_seconds()
+    peer_arms = [a for a in ("lightly", "raw_peer") if a in args.arms]
+    if width not in args.raw_peer_widths and "raw_peer" in peer_arms:
+        peer_arms.remove("raw_peer")
+    arms = ["invlab", "raw", *peer_arms]
+    plan = interleaved_schedule(arms, rounds)
     probe_cfg = build_config(args, width, batch, 1)
     raw = RawStep(probe_cfg, device)
     t_raw = raw(2, skip=1) / 2  # warm-up, and the step time that sizes the blocks
     steps = args.steps or max(args.min_steps, min(args.max_steps, round(args.block_seconds / t_raw)))
-    print(f"width {width}, batch {batch}: raw step {t_raw:.3f} s -> blocks of {steps} steps, {args.rounds} rounds",
+    # batches of a fresh lightly iterator not timed: the workers' start-up, then one more
+    # where a step is short enough for the queue to matter
+    skip = args.lightly_skip if args.lightly_skip is not None else (2 if t_raw < 1.0 else 1)
+    print(f"width {width}, batch {batch}: raw step {t_raw:.3f} s -> blocks of {steps} steps, {rounds} rounds",
           flush=True)
     peer = None
     hello: dict = {}
     others = {"raw": lambda n: {"samples": n * batch, "seconds": raw(n)}}
-    if len(arms) > 2:
-        peer = PeerProcess(args.peers_python, peer_spec(probe_cfg), images, [a for a in arms if a not in ("invlab", "raw")],
-                           args.lightly_workers, args.threads, str(device))
+    if peer_arms:
+        peer = PeerProcess(args.peers_python, peer_spec(probe_cfg), images, peer_arms, args.lightly_workers,
+                           args.threads, str(device))
         hello = peer.hello
-        for arm in arms[2:]:
-            others[arm] = lambda n, arm=arm: peer.run(arm, n, args.lightly_skip if arm == "lightly" else 0)
+        for arm in peer_arms:
+            others[arm] = lambda n, arm=arm: peer.run(arm, n, skip if arm == "lightly" else 0)
             print(f"  warm-up {arm}: {peer.run(arm, args.warmup_steps, 1)}", flush=True)
     interleaver = Interleaver(plan, steps, args.warmup_steps, batch, others, device)
     cfg = build_config(args, width, batch, interleaver.batches_needed())
@@ -273,6 +300,15 @@ def measure(args, width: int, batch: int, images: Path | None, device: torch.dev
         if peer is not None:
             peer.close()
         shutil.rmtree(run_dir.parent, ignore_errors=True)
+    busy1, total1 = cpu_ticks()
+    own = own_cpu_seconds() - own0
+    cpu_share = {
+        "machine_busy": (busy1 - busy0) / (total1 - total0),
+        "this_benchmark": own / (total1 - total0),
+        "other_processes": max(0.0, (busy1 - busy0) - own) / (total1 - total0),
+        "note": "shares of all CPUs' time over the row (warm-ups included); other_processes > 0 means the "
+                "benchmark shared the cores",
+    }
     if not interleaver.done:
         raise RuntimeError(f"training stopped after {interleaver.seen} batches, before the schedule ended")
     r = interleaver.rates
@@ -288,12 +324,14 @@ def measure(args, width: int, batch: int, images: Path | None, device: torch.dev
         "invlab_to_lightly": paired_ratio(r["invlab"], r["lightly"]) if "lightly" in r else None,
         "lightly_to_raw_peer": paired_ratio(r["lightly"], r["raw_peer"]) if {"lightly", "raw_peer"} <= r.keys() else None,
         "raw_to_raw_peer": paired_ratio(r["raw"], r["raw_peer"]) if "raw_peer" in r else None,
-        "rounds": args.rounds, "steps_per_block": steps, "warmup_steps": args.warmup_steps,
+        "rounds": rounds, "steps_per_block": steps, "warmup_steps": args.warmup_steps, "lightly_skip": skip,
         "schedule": [arm for _, arm in plan],
         "per_round_samples_per_s": r,
         "errors": interleaver.errors,
         "peer": hello,
         "load": load.summary(),
+        "cpu_share": cpu_share,
+        "nice": os.nice(0),
         "wall_seconds": wall,
     }
     return row
@@ -301,6 +339,7 @@ def measure(args, width: int, batch: int, images: Path | None, device: torch.dev
 
 def markdown(result: dict) -> str:
     rows = result["rows"]
+    goals = result["goals"]
     lines = [
         "# SimCLR training throughput: invlab, lightly's recipe, the raw model (interleaved)",
         "",
@@ -311,8 +350,8 @@ def markdown(result: dict) -> str:
         "Samples/s = median over rounds of one block's samples / seconds (mean in brackets); ratios are medians of "
         "the per-round ratios (each round's arms ran back to back, so they saw the same machine).",
         "",
-        "| width | batch | invlab | raw | lightly | raw (peer torch) | invlab / raw | invlab / lightly | load (1 min, mean / max) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| width | batch | invlab | raw | lightly | raw (peer torch) | invlab / raw | invlab / lightly | load (1 min, mean / max) | CPU taken by other processes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def fmt(row, arm):
@@ -327,10 +366,10 @@ def markdown(result: dict) -> str:
         lines.append(
             f"| {row['width']} | {row['batch']} | {fmt(row, 'invlab')} | {fmt(row, 'raw')} | {fmt(row, 'lightly')} | "
             f"{fmt(row, 'raw_peer')} | {ratio(row['invlab_to_raw'])} | {ratio(row['invlab_to_lightly'])} | "
-            f"{ld['load_avg_1min_mean']:.2f} / {ld['load_avg_1min_max']:.2f} |"
+            f"{ld['load_avg_1min_mean']:.2f} / {ld['load_avg_1min_max']:.2f} | {row['cpu_share']['other_processes']:.0%} |"
         )
     lines += ["", "## Findings against the goals", ""]
-    goal_raw, goal_lightly = GOALS["invlab_to_raw_min"], GOALS["invlab_to_lightly_min_at_width_16"]
+    goal_raw, goal_lightly, goal_widths = goals["invlab_to_raw_min"], goals["invlab_to_lightly_min"], goals["lightly_goal_widths"]
     for row in rows:
         p = row["invlab_to_raw"]
         met = p["median_of_round_ratios"] >= goal_raw
@@ -342,7 +381,7 @@ def markdown(result: dict) -> str:
         q = row["invlab_to_lightly"]
         if q:
             goal = f"; goal >= {goal_lightly}x {'met' if q['median_of_round_ratios'] >= goal_lightly else 'NOT met'}" \
-                if row["width"] == 16 else ""
+                if row["width"] in goal_widths else ""
             lines.append(
                 f"  invlab is {q['median_of_round_ratios']:.2f}x lightly's recipe (per-round {min(q['round_ratios']):.2f}x "
                 f"to {max(q['round_ratios']):.2f}x){goal}."
@@ -355,13 +394,17 @@ def markdown(result: dict) -> str:
             )
         if row["errors"]:
             lines.append(f"  errors: {row['errors']}")
+    if result["not_measured"]:
+        lines.append(f"- not measured (the run stopped before them): {', '.join(result['not_measured'])}.")
     loads = [row["load"]["load_avg_1min_mean"] for row in rows]
     cpus = rows[0]["load"]["cpus"] if rows else os.cpu_count()
-    contended = max(loads) > cpus if loads else False
+    others = [row["cpu_share"]["other_processes"] for row in rows]
+    contended = (max(loads) > cpus or max(others) > 0.1) if loads else False
     lines += [
         "",
         f"Machine load: the 1-minute load average was {min(loads):.2f} to {max(loads):.2f} (mean per row) on {cpus} "
-        f"CPUs; {'the machine was contended (other processes shared the cores): absolute rates are low and noisy, the interleaved ratios are the comparable figures' if contended else 'the machine was not contended beyond its CPU count'}.",
+        f"CPUs, other processes took {min(others):.0%} to {max(others):.0%} of all CPU time (benchmark at nice "
+        f"{rows[0]['nice']}); {'the machine was contended (other processes shared the cores): absolute rates are low and noisy, the interleaved ratios are the comparable figures' if contended else 'the machine was not contended beyond its CPU count'}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -371,18 +414,21 @@ def main() -> int:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--data-name", default="cifar10", help="invlab data.name (image_folder for a folder)")
     parser.add_argument("--recipe", default="simclr-cifar10")
-    parser.add_argument("--configs", default="16x256,16x128,64x256,64x128", help="WIDTHxBATCH, comma-separated")
+    parser.add_argument("--configs", default="16x256,64x128,16x128,64x256",
+                        help="WIDTHxBATCH[xROUNDS], comma-separated, measured in this order")
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--stem", default="cifar")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--projector-hidden", type=int, help="projector hidden width (default: the recipe's)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of a config that names none")
     parser.add_argument("--steps", type=int, help="steps per block (default: sized by --block-seconds)")
     parser.add_argument("--block-seconds", type=float, default=6.0)
-    parser.add_argument("--min-steps", type=int, default=2)
+    parser.add_argument("--min-steps", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--warmup-steps", type=int, default=3)
-    parser.add_argument("--lightly-skip", type=int, default=2, help="batches of a fresh lightly iterator not timed")
+    parser.add_argument("--lightly-skip", type=int, help="batches of a fresh lightly iterator not timed "
+                        "(default: 2 where a raw step takes under 1 s, else 1)")
+    parser.add_argument("--raw-peer-widths", default="16", help="widths with the raw_peer arm (comma-separated)")
     parser.add_argument("--lightly-workers", type=int, default=2)
     parser.add_argument("--lightly-workers-reason", default="one per core: lightly's examples hard-code 8 "
                         "(written for GPU machines); PyTorch's DataLoader warns above the CPU count, 2 here")
@@ -392,9 +438,14 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--name", default="peer_throughput")
+    parser.add_argument("--goal-raw", type=float, default=0.95, help="goal: invlab / raw at least this")
+    parser.add_argument("--goal-lightly", type=float, default=1.3, help="goal: invlab / lightly at least this ...")
+    parser.add_argument("--goal-lightly-widths", default="16", help="... at these widths (comma-separated, or none)")
     parser.add_argument("override", nargs="*", help="extra recipe overrides KEY=VALUE")
     args = parser.parse_args()
     args.arms = [a for a in args.arms.split(",") if a]
+    args.goal_lightly_widths = [int(w) for w in args.goal_lightly_widths.split(",") if w.strip().isdigit()]
+    args.raw_peer_widths = [int(w) for w in args.raw_peer_widths.split(",") if w.strip().isdigit()]
     device = torch.device(args.device)
     args.accelerator = "gpu" if device.type == "cuda" else "cpu"
     if device.type == "cpu":
@@ -406,14 +457,21 @@ def main() -> int:
         raise SystemExit(f"{args.peers_python} does not exist: run `bash benchmarks/setup_peers.sh` first, "
                          "or pass --arms '' for invlab and raw only")
     images = train_images(Path(args.data)) if "lightly" in args.arms else None
-    rows = []
-    for item in args.configs.split(","):
-        width, batch = (int(v) for v in item.lower().split("x"))
-        rows.append(measure(args, width, batch, images, device))
+    rows: list[dict] = []
+    configs = [[int(v) for v in item.lower().split("x")] for item in args.configs.split(",")]
+    for config in configs:
+        width, batch, rounds = (*config, args.rounds)[:3]
+        rows.append(measure(args, width, batch, rounds, images, device))
+        write(args, device, allocator, rows, [c[:2] for c in configs[len(rows):]])  # a partial run keeps its rows
+    return 0
+
+
+def write(args, device, allocator, rows: list[dict], pending: list[list[int]]) -> None:
     peer = next((row["peer"] for row in rows if row["peer"]), {})
     result = {
         "benchmark": "peer_throughput",
-        "goals": GOALS,
+        "goals": {"invlab_to_raw_min": args.goal_raw, "invlab_to_lightly_min": args.goal_lightly,
+                  "lightly_goal_widths": args.goal_lightly_widths},
         "recipe": args.recipe,
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs" + (
             f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
@@ -425,6 +483,7 @@ def main() -> int:
         "lightly_workers_reason": args.lightly_workers_reason,
         "glibc_allocator_tuned": allocator,
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        "not_measured": [f"{w}x{b}" for w, b in pending],
         "rows": rows,
     }
     out = Path(args.out)
@@ -432,8 +491,7 @@ def main() -> int:
     (out / f"{args.name}.json").write_text(json.dumps(rows_first(result), indent=2) + "\n")
     md = markdown(result)
     (out / f"{args.name}.md").write_text(md)
-    print(md)
-    return 0
+    print(md, flush=True)
 
 
 def rows_first(result: dict) -> list[dict]:
