@@ -294,7 +294,7 @@ def measure(args, width: int, batch: int, rounds: int, images: Path | None, devi
         hello = peer.hello
         for arm in peer_arms:
             others[arm] = lambda n, arm=arm: peer.run(arm, n, skip if arm == "lightly" else 0)
-            print(f"  warm-up {arm}: {peer.run(arm, args.warmup_steps, 1)}", flush=True)
+            print(f"  warm-up {arm}: {peer.run(arm, 1, 1)}", flush=True)  # two untimed steps
     interleaver = Interleaver(plan, steps, args.warmup_steps, batch, others, device)
     cfg = build_config(args, width, batch, interleaver.batches_needed())
     run_dir = Path(tempfile.mkdtemp(prefix="invlab-peer-throughput-")) / "run"
