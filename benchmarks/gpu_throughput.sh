@@ -13,6 +13,8 @@
 #   bash benchmarks/gpu_throughput.sh                       # on a GPU machine
 #   bash benchmarks/gpu_throughput.sh --device cpu --dry-run  # CPU check of the whole path
 #   bash benchmarks/gpu_throughput.sh --fetch-wheels        # here: wheels for a machine without a registry
+# On a machine without a registry, bring benchmarks/.wheels (--fetch-wheels) and the data
+# (shared/data/cifar10-jpg.tar.gz inside the tree, or --data) along with the tree.
 #
 # Set-up on a bare machine: a Python whose torch sees the GPU ($PYTHON, else python3, else
 # benchmarks/.venv-peers/bin/python); invlab from this tree (PYTHONPATH=src); what that
@@ -44,15 +46,20 @@ while [ $# -gt 0 ]; do
     --fetch-wheels)
       # pure-Python lightly and kornia (+ kornia_rs, built for the GPU machine's Python 3.12)
       mkdir -p "$WHEELS"
-      python3 -m pip download --no-deps -d "$WHEELS" lightly==1.6.0 kornia==0.8.2 || exit 1
+      python3 -m pip download --no-deps -d "$WHEELS" lightly==1.6.0 kornia==0.9.0 || exit 1
       python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$WHEELS" kornia_rs || exit 1
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$WHEELS" kornia_rs==0.2.0 || exit 1
       ls -l "$WHEELS"; exit 0 ;;
     -h|--help) sed -n 2,30p "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "gpu_throughput: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$WORK"
+if [ ! -f "$DATA" ] && [ ! -d "$DATA" ]; then
+  echo "gpu_throughput: no CIFAR-10 JPEG copy at $DATA: pass --data, or copy cifar10-jpg.tar.gz (19 MB) into" \
+       "shared/data/ inside the tree (on a lent GPU machine the ../shared beside the checkout is not there)" >&2
+  exit 1
+fi
 
 # -- a Python whose torch runs on $DEVICE -------------------------------------------------
 has_device() {  # PY -> 0 if its torch imports and sees $DEVICE
@@ -88,14 +95,14 @@ install_missing() {  # MODULE PIP-NAME...
 for need in lightning numpy PIL safetensors yaml sklearn skimage matplotlib tqdm; do
   "$PY" -c "import $need" 2>/dev/null || { echo "gpu_throughput: $PY lacks $need (invlab needs it)" >&2; exit 1; }
 done
-install_missing kornia kornia kornia_rs || { echo "gpu_throughput: kornia (invlab needs it) could not be installed" >&2; exit 1; }
+install_missing kornia kornia==0.9.0 kornia_rs==0.2.0 || { echo "gpu_throughput: kornia (invlab needs it) could not be installed" >&2; exit 1; }
 ARMS=lightly
 LIGHTLY_NOTE=""
 PEERS="${PEERS_PYTHON:-$PY}"
 if [ -n "${PEERS_PYTHON:-}" ]; then
   echo "gpu_throughput: lightly's arm runs in $PEERS_PYTHON"
 else
-  install_missing lightly lightly >/dev/null 2>&1
+  install_missing lightly lightly==1.6.0 >/dev/null 2>&1
   if ! WHY=$("$PY" -c "import lightly.loss, lightly.transforms, lightly.data" 2>&1); then
     LIGHTLY_NOTE="lightly does not import in $PY ($(echo "$WHY" | tail -1)); its arm did not run"
     echo "gpu_throughput: $LIGHTLY_NOTE" >&2
