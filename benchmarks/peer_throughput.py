@@ -399,8 +399,10 @@ def markdown(result: dict) -> str:
         lp, rp = row.get("lightly_to_raw_peer"), row.get("raw_to_raw_peer")
         if lp and rp:
             lines.append(
-                f"  lightly's recipe runs at {lp['median_of_round_ratios']:.1%} of the raw model in its own torch; "
-                f"invlab's torch runs the raw step {rp['median_of_round_ratios']:.2f}x as fast as the peers' torch."
+                f"  lightly's recipe runs at {lp['median_of_round_ratios']:.1%} of the raw model in its own process; "
+                f"the raw step runs {rp['median_of_round_ratios']:.2f}x as fast in invlab's process (torch "
+                f"{result['torch']}, invlab's glibc malloc setting) as in the peer process (torch "
+                f"{result['peer_versions'].get('torch')}, default malloc, as lightly's users run it)."
             )
         if row["errors"]:
             lines.append(f"  errors: {row['errors']}")
