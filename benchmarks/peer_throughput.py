@@ -35,11 +35,11 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -163,7 +163,10 @@ class Interleaver(Callback):
 
     def _run_other(self, arm: str) -> None:
         c0 = time.process_time()
-        result = self.others[arm](self.steps)
+        try:
+            result = self.others[arm](self.steps)
+        except Exception as err:  # a dead peer process: the round records the failure, the run goes on
+            result = {"error": f"{type(err).__name__}: {err}"}
         if arm in self.cpu_rates and "error" not in result:
             self.cpu_rates[arm].append(result["samples"] / (time.process_time() - c0))
         if "error" in result:
@@ -322,10 +325,10 @@ def measure(args, width: int, batch: int, rounds: int, images: Path | None, devi
     row = {
         "width": width, "batch": batch, "backbone": args.backbone, "stem": args.stem, "image_size": args.image_size,
         "device": str(device),
-        "invlab_samples_per_s": statistics.median(r["invlab"]),
-        "raw_samples_per_s": statistics.median(r["raw"]),
-        "lightly_samples_per_s": statistics.median(r["lightly"]) if "lightly" in r else None,
-        "raw_peer_samples_per_s": statistics.median(r["raw_peer"]) if "raw_peer" in r else None,
+        "invlab_samples_per_s": rate_summary(r["invlab"])["median"],
+        "raw_samples_per_s": rate_summary(r["raw"])["median"],
+        "lightly_samples_per_s": rate_summary(r["lightly"])["median"] if "lightly" in r else None,
+        "raw_peer_samples_per_s": rate_summary(r["raw_peer"])["median"] if "raw_peer" in r else None,
         "summary": {arm: rate_summary(v) for arm, v in r.items()},
         "invlab_to_raw": paired_ratio(r["invlab"], r["raw"]),
         "invlab_to_raw_cpu_time": paired_ratio(interleaver.cpu_rates["invlab"], interleaver.cpu_rates["raw"]),
@@ -379,12 +382,16 @@ def markdown(result: dict) -> str:
         )
     lines += ["", "## Findings against the goals", ""]
     goal_raw, goal_lightly, goal_widths = goals["invlab_to_raw_min"], goals["invlab_to_lightly_min"], goals["lightly_goal_widths"]
+    def spread(p, fmt, unit=""):
+        r = p["round_ratios"]
+        return f"{format(min(r), fmt)}{unit} to {format(max(r), fmt)}{unit}" if r else "none"
+
     for row in rows:
         p = row["invlab_to_raw"]
         met = p["median_of_round_ratios"] >= goal_raw
         lines.append(
             f"- width {row['width']}, batch {row['batch']}: invlab runs at {p['median_of_round_ratios']:.1%} of the raw "
-            f"model (per-round ratios {min(p['round_ratios']):.1%} to {max(p['round_ratios']):.1%}; ratio of medians "
+            f"model (per-round ratios {spread(p, '.1%')}; ratio of medians "
             f"{p['ratio_of_medians']:.1%}): goal >= {goal_raw:.0%} {'met' if met else 'NOT met'}; per CPU-second of "
             f"the process (less sensitive to other processes): {row['invlab_to_raw_cpu_time']['median_of_round_ratios']:.1%}."
         )
@@ -393,8 +400,7 @@ def markdown(result: dict) -> str:
             goal = f"; goal >= {goal_lightly}x {'met' if q['median_of_round_ratios'] >= goal_lightly else 'NOT met'}" \
                 if row["width"] in goal_widths else ""
             lines.append(
-                f"  invlab is {q['median_of_round_ratios']:.2f}x lightly's recipe (per-round {min(q['round_ratios']):.2f}x "
-                f"to {max(q['round_ratios']):.2f}x){goal}."
+                f"  invlab is {q['median_of_round_ratios']:.2f}x lightly's recipe (per-round {spread(q, '.2f', 'x')}){goal}."
             )
         lp, rp = row.get("lightly_to_raw_peer"), row.get("raw_to_raw_peer")
         if lp and rp:
@@ -406,8 +412,12 @@ def markdown(result: dict) -> str:
             )
         if row["errors"]:
             lines.append(f"  errors: {row['errors']}")
+    if result["failed"]:
+        lines.append(f"- failed (see the run's log): {', '.join(result['failed'])}.")
     if result["not_measured"]:
         lines.append(f"- not measured (the run stopped before them): {', '.join(result['not_measured'])}.")
+    if not rows:
+        return "\n".join(lines) + "\n"
     loads = [row["load"]["load_avg_1min_mean"] for row in rows]
     cpus = rows[0]["load"]["cpus"] if rows else os.cpu_count()
     others = [row["cpu_share"]["other_processes"] for row in rows]
@@ -470,15 +480,23 @@ def main() -> int:
                          "or pass --arms '' for invlab and raw only")
     images = train_images(Path(args.data)) if "lightly" in args.arms else None
     rows: list[dict] = []
+    failed: list[str] = []
+    done = 0
     configs = [[int(v) for v in item.lower().split("x")] for item in args.configs.split(",")]
     for config in configs:
         width, batch, rounds = (*config, args.rounds)[:3]
-        rows.append(measure(args, width, batch, rounds, images, device))
-        write(args, device, allocator, rows, [c[:2] for c in configs[len(rows):]])  # a partial run keeps its rows
+        try:
+            rows.append(measure(args, width, batch, rounds, images, device))
+        except Exception:  # one broken config must not lose the others' measurements
+            traceback.print_exc()
+            failed.append(f"{width}x{batch}")
+        done += 1
+        write(args, device, allocator, rows, [c[:2] for c in configs[done:]], failed)  # a partial run keeps its rows
+    return 1 if failed else 0
     return 0
 
 
-def write(args, device, allocator, rows: list[dict], pending: list[list[int]]) -> None:
+def write(args, device, allocator, rows: list[dict], pending: list[list[int]], failed: list[str]) -> None:
     peer = next((row["peer"] for row in rows if row["peer"]), {})
     result = {
         "benchmark": "peer_throughput",
@@ -496,6 +514,7 @@ def write(args, device, allocator, rows: list[dict], pending: list[list[int]]) -
         "glibc_allocator_tuned": allocator,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "not_measured": [f"{w}x{b}" for w, b in pending],
+        "failed": failed,
         "rows": rows,
     }
     out = Path(args.out)

@@ -33,8 +33,9 @@ def interleaved_schedule(arms: Sequence[str], rounds: int) -> list[tuple[int, st
 
 
 def rate_summary(rates: Sequence[float]) -> dict[str, float]:
-    """Median, mean, spread of per-round rates (samples/s)."""
-    rates = [float(x) for x in rates]
+    """Median, mean, spread of per-round rates (samples/s); rounds where the arm failed
+    (NaN) are left out."""
+    rates = [float(x) for x in rates if math.isfinite(x)]
     if not rates:
         return {"median": math.nan, "mean": math.nan, "min": math.nan, "max": math.nan, "stdev": math.nan, "rounds": 0}
     return {
@@ -49,15 +50,18 @@ def rate_summary(rates: Sequence[float]) -> dict[str, float]:
 
 def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> dict[str, float]:
     """Ratio of two arms' rates paired by round (the same stretch of machine time), as the
-    median and mean of the per-round ratios; also the ratio of the median rates."""
+    median and mean of the per-round ratios; also the ratio of the median rates. Rounds
+    where either arm failed (NaN) are left out."""
     if len(numerator) != len(denominator):
         raise ValueError(f"paired rates need the same rounds, got {len(numerator)} and {len(denominator)}")
-    pairs = [a / b for a, b in zip(numerator, denominator) if b > 0]
-    if not pairs:
-        return {"median_of_round_ratios": math.nan, "mean_of_round_ratios": math.nan, "ratio_of_medians": math.nan}
+    kept = [(a, b) for a, b in zip(numerator, denominator) if math.isfinite(a) and math.isfinite(b) and b > 0]
+    if not kept:
+        return {"median_of_round_ratios": math.nan, "mean_of_round_ratios": math.nan, "ratio_of_medians": math.nan,
+                "round_ratios": []}
+    pairs = [a / b for a, b in kept]
     return {
         "median_of_round_ratios": statistics.median(pairs),
         "mean_of_round_ratios": statistics.fmean(pairs),
-        "ratio_of_medians": statistics.median(numerator) / statistics.median(denominator),
+        "ratio_of_medians": statistics.median([a for a, _ in kept]) / statistics.median([b for _, b in kept]),
         "round_ratios": pairs,
     }
