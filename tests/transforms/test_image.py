@@ -42,6 +42,7 @@ from invlab.transforms import (
     VerticalFlip,
 )
 from invlab.transforms.base import select_params
+from invlab.transforms.image.kernels import adjust_hue
 
 ALL = {
     "crop": lambda: RandomResizedCrop(16, scale=(0.08, 1.0)),
@@ -242,6 +243,31 @@ def test_hue_matches_kornia_hsv_rotation(images):
     ours = Hue().apply(images, {"factor": shift})
     ref = kornia.enhance.adjust_hue(images, shift * 2 * math.pi)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+
+
+def _hue_by_max_index(x, shift):
+    """adjust_hue written with ``x.max(dim)``'s arg-max (the kernel's earlier form)."""
+    maxc, argmax = x.max(dim=-3, keepdim=True)
+    delta = maxc - x.amin(dim=-3, keepdim=True)
+    diff = x.roll(-1, dims=-3) - x.roll(-2, dims=-3)
+    h = diff.gather(-3, argmax) / torch.where(delta > 0, delta, torch.ones_like(delta))
+    h = h + (2.0 * argmax.to(x.dtype) + 6.0 * shift.to(x.dtype).view(-1, 1, 1, 1))
+    q = torch.remainder(h + torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype).view(3, 1, 1), 6.0)
+    return maxc - delta * (2.0 - (q - 2.0).abs()).clamp(0.0, 1.0)
+
+
+def test_hue_arg_max_ties_and_gradients_as_with_max_index():
+    # 8-bit images have many equal channels (grey pixels, r == g > b, ...): the kernel's
+    # arg-max by comparisons must pick the first maximum, as x.max(dim) does
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 4, (16, 3, 8, 8), generator=g).double() / 3  # 4 levels: ties everywhere
+    shift = torch.rand(16, generator=g, dtype=torch.float64) - 0.5
+    assert torch.equal(adjust_hue(x, shift), _hue_by_max_index(x, shift))  # in-place path
+    xr, sr = x.clone().requires_grad_(), shift.clone().requires_grad_()
+    w = torch.randn(16, 3, 8, 8, generator=g, dtype=torch.float64)
+    ours = torch.autograd.grad((adjust_hue(xr, sr) * w).sum(), (xr, sr))
+    ref = torch.autograd.grad((_hue_by_max_index(xr, sr) * w).sum(), (xr, sr))
+    assert torch.equal(ours[0], ref[0]) and torch.equal(ours[1], ref[1])
 
 
 def test_blur_matches_kornia(images):

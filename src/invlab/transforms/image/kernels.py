@@ -98,7 +98,12 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     if x.shape[-3] == 1:
         return x
     inplace = not (torch.is_grad_enabled() and (x.requires_grad or shift.requires_grad))
-    maxc, argmax = x.max(dim=-3, keepdim=True)
+    # the arg-max channel from two comparisons, the first maximum on ties as ``x.max(dim)``
+    # picks it (whose index output costs several times a plain reduction on the CPU)
+    r, g, b = x[..., 0:1, :, :], x[..., 1:2, :, :], x[..., 2:3, :, :]
+    not_r = ~((r >= g) & (r >= b))
+    argmax = not_r.long() + (not_r & (b > g)).long()
+    maxc = x.gather(-3, argmax)
     delta = maxc - x.amin(dim=-3, keepdim=True)
     diff = x.roll(-1, dims=-3) - x.roll(-2, dims=-3)  # c_{k+1} - c_{k+2} for every channel k
     h = diff.gather(-3, argmax) / torch.where(delta > 0, delta, torch.ones_like(delta))
