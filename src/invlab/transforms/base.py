@@ -412,9 +412,9 @@ class RandomApply(Transform):
         if self.is_affine and not _is_exact(self):
             size = (x.shape[-2], x.shape[-1])
             return warp_affine(x, self.matrix(params, size), self.output_size(size), self.mode, self.padding_mode)
+        # every sample's output is computed and the fired ones kept: asking whether any
+        # fired would make the host wait for the device
         fired = params["fired"].to(x.device)
-        if not bool(fired.any()):
-            return x
         inner = {k: v for k, v in params.items() if k != "fired"}
         y = self.transform.apply(x, inner)
         return torch.where(fired.view(-1, *([1] * (x.dim() - 1))), y, x)
