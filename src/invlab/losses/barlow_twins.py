@@ -6,10 +6,12 @@ import torch
 from torch import Tensor, nn
 
 from invlab import distributed
+from invlab.losses.precision import float32_loss
 
 __all__ = ["barlow_twins", "BarlowTwinsLoss"]
 
 
+@float32_loss
 def barlow_twins(
     z1: Tensor,
     z2: Tensor,

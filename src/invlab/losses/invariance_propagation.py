@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from invlab.losses.memory_bank import bank_similarities, bank_topk
+from invlab.losses.precision import float32_loss
 
 __all__ = ["propagate", "hard_positives", "InvPLossOutput", "invariance_propagation_loss"]
 
@@ -71,6 +72,7 @@ def propagate(neighbours: Tensor, anchors: Tensor, steps: int) -> Tensor:
     return cand.masked_fill(dup, -1)
 
 
+@float32_loss
 def hard_positives(candidates: Tensor, similarity: Tensor, num: int) -> tuple[Tensor, Tensor]:
     """Hard positive sampling: keep each anchor's ``num`` least similar candidates.
 
@@ -112,6 +114,7 @@ class InvPLossOutput:
     positive_similarity: Tensor
 
 
+@float32_loss(keep=("bank",))
 def invariance_propagation_loss(
     z: Tensor,
     index: Tensor,
