@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from invlab.losses import (
     EquivarianceLoss,
     StageWeights,
-    barlow_twins,
     bank_similarities,
     bank_topk,
+    barlow_twins,
     circular_loss,
     discrete_loss,
     float32_loss,

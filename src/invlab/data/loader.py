@@ -80,8 +80,10 @@ def _passthrough(batch):
 
 def array_loader(
     data: ImageArray, batch_size: int, shuffle: bool = False, drop_last: bool = False, num_workers: int = 0,
-    seed: int = 0,
+    seed: int = 0, pin_memory: bool = False,
 ) -> DataLoader:
+    """``pin_memory``: batches in page-locked memory, so the copy to a GPU runs
+    asynchronously (Lightning copies with ``non_blocking=True``)."""
     return DataLoader(
         ArrayDataset(data),
         batch_size=batch_size,
@@ -90,6 +92,7 @@ def array_loader(
         num_workers=num_workers,
         collate_fn=_passthrough,
         persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
     )
 
 
@@ -106,9 +109,11 @@ class ImageDataModule(L.LightningDataModule):
         eval_batch_size: int = 512,
         num_workers: int = 0,
         seed: int = 0,
+        pin_memory: bool = False,
     ):
         super().__init__()
         self.train, self.test = train, test
+        self.pin_memory = pin_memory
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
         self._resume: tuple[int, int] | None = None
@@ -118,7 +123,7 @@ class ImageDataModule(L.LightningDataModule):
         self._resume = (epoch, batches_done * self.batch_size * world_size)
 
     def train_dataloader(self) -> DataLoader:
-        loader = array_loader(self.train, self.batch_size, True, True, self.num_workers, self.seed)
+        loader = array_loader(self.train, self.batch_size, True, True, self.num_workers, self.seed, self.pin_memory)
         if self._resume is not None:
             loader.sampler.resume_at(*self._resume)
         return loader
@@ -127,6 +132,6 @@ class ImageDataModule(L.LightningDataModule):
         if self.test is None:
             return []
         return [
-            array_loader(self.train, self.eval_batch_size, num_workers=self.num_workers),
-            array_loader(self.test, self.eval_batch_size, num_workers=self.num_workers),
+            array_loader(self.train, self.eval_batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory),
+            array_loader(self.test, self.eval_batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory),
         ]

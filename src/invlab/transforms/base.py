@@ -136,7 +136,11 @@ class Transform:
             raise ValueError(f"cannot sample a negative number of parameters ({n})")
         params = self._sample(n, generator, size)
         if device is not None:
-            params = {k: v.to(device) for k, v in params.items()}
+            device = torch.device(device)
+            # host-to-accelerator copies of the (small) parameters need not block the host
+            # (MPS excepted: pytorch/pytorch#83015)
+            non_blocking = device.type not in ("cpu", "mps")
+            params = {k: v.to(device, non_blocking=non_blocking) for k, v in params.items()}
         return params
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
