@@ -5,7 +5,8 @@ Each query votes with its ``k`` most cosine-similar bank entries, weighted by
 
 The search streams: queries go in chunks of ``chunk_size`` rows and the bank in chunks
 of rows sized so that one chunk's similarity block stays under ``max_chunk_elements``
-elements; each bank chunk's top ``k`` is merged into the running best. Memory is
+elements; each bank chunk's top ``k`` is merged into the running best (after the first chunk,
+only as many as the most entries any row has above its current ``k``-th best). Memory is
 ``O(chunk_size * (k + bank_chunk))`` whatever the bank size ``N`` (no ``Q x N`` matrix),
 time is linear in ``N``.
 
@@ -38,7 +39,7 @@ __all__ = ["knn_predict", "knn_accuracy", "knn_search", "faiss_available", "KNN_
 
 KNN_BACKENDS = ("torch", "faiss")
 
-#: elements of one bank chunk's similarity block (float32 + its int64 key: 12 bytes each)
+#: elements of one bank chunk's similarity block (16 MiB of float32)
 MAX_CHUNK_ELEMENTS = 1 << 22
 
 _INDEX_BITS = 32
@@ -106,7 +107,15 @@ def _torch_search(query: Tensor, bank: Tensor, k: int, chunk_size: int, max_chun
         best_key = best_sim = best_idx = None
         for bs in range(0, n, rows):
             b = F.normalize(bank[bs : bs + rows].float(), dim=1)
-            key, sim, idx = _block_topk(q @ b.T, torch.arange(bs, bs + b.shape[0], device=device), k)
+            block = q @ b.T
+            take = k
+            if best_sim is not None:
+                # only entries above a row's current k-th best can enter it (an equal one has
+                # a higher index, so it loses the tie): keep the block's top `take` only
+                take = int((block > best_sim[:, -1:]).sum(1).max())
+                if take == 0:
+                    continue
+            key, sim, idx = _block_topk(block, torch.arange(bs, bs + b.shape[0], device=device), min(k, take))
             if best_key is not None:  # merge with the best so far (keys are unique: no ties)
                 key, pos = torch.cat([best_key, key], 1).topk(k, dim=1)
                 sim = torch.cat([best_sim, sim], 1).gather(1, pos)
