@@ -122,8 +122,9 @@ def _method(cls, **kw):
     return cls(enc, MultiViewSampler(pipe), num_classes=4, **kw)
 
 
-def _fit(method, steps, every, data=None):
+def _fit(method, steps, every, data=None, precision="32-true"):
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        precision=precision,
                         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=every,
                         callbacks=[Window(counter := SyncCounter(), method)], num_sanity_val_steps=0)
     return trainer, counter, ImageDataModule(data or _data(), None, batch_size=16)
@@ -189,3 +190,22 @@ def test_epoch_averages_sum_on_the_device_and_survive_a_checkpoint_exactly():
     restored.add({"loss": torch.tensor(1.0)}, 1)
     avg.add({"loss": torch.tensor(1.0)}, 1)
     assert restored.means() == avg.means()
+
+
+def test_bf16_mixed_training_runs_its_loss_in_float32(monkeypatch):
+    import invlab.methods.simclr as simclr
+
+    seen = []
+    original = simclr.CONTRASTIVE_LOSSES["nt_xent"]
+
+    def spy(z1, z2, *args):
+        loss = original(z1, z2, *args)
+        seen.append((z1.dtype, loss.dtype, torch.is_autocast_enabled("cpu")))
+        return loss
+
+    monkeypatch.setitem(simclr.CONTRASTIVE_LOSSES, "nt_xent", spy)
+    method = _method(SimCLR, projector=HeadSpec([16], 8))
+    trainer, _, data = _fit(method, steps=3, every=1, precision="bf16-mixed")
+    trainer.fit(method, datamodule=data)
+    assert seen == [(torch.bfloat16, torch.float32, True)] * 3  # bf16 projector output, float32 loss
+    assert np.isfinite(float(trainer.callback_metrics["train/loss"]))
