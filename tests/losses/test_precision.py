@@ -41,7 +41,7 @@ from invlab.transforms import Compose, HorizontalFlip, RandomResizedCrop, Rotate
 
 #: |bf16-input loss - float32-input loss| <= REL * |float32 loss| + ABS: the inputs' own
 #: bfloat16 rounding (8-bit mantissa, relative error <= 2^-9) is the only difference left
-REL, ABS = 2e-2, 2e-2
+REL, ABS = 1e-2, 1e-2  # observed worst: 7.6e-3 absolute (bank_similarities, a sum of 96 values)
 
 g = torch.Generator().manual_seed(0)
 B, D = 16, 32
