@@ -76,3 +76,26 @@ def test_views_at_any_seed(clips, seed):
     m = HDC(_encoder(), _pairs(), head_hidden=16, head_out=8, seed=seed)
     out = m.clip_loss(clips, step_generator(seed, 0, 3, 17))
     assert torch.isfinite(out.loss)
+
+
+def test_each_stage_contrasts_the_two_views_of_a_video_against_the_other_videos(clips):
+    """Per subtask and stage, the loss is NT-Xent over the 2B views: the positive of a
+    view is the other view of the same video, every view of the other videos is a
+    negative (METHODS.md section 6 specifies the subtasks by their positives only; the
+    negatives are the batch's other videos in SC, TC and the baseline alike). Checked
+    against a naive loop over the head outputs the step produced."""
+    m = HDC(_encoder(), _pairs(), head_hidden=16, head_out=8, temperature=0.3)
+    seen = {}
+    for k in ("sc", "tc"):
+        for s in ("res3", "res5"):
+            m.heads[k][s].register_forward_hook(lambda mod, inp, out, key=(k, s): seen.__setitem__(key, out.detach()))
+    out = m.clip_loss(clips, step_generator(0, 0, 0, 0))
+    b = clips.shape[0]
+    for (k, s), z in seen.items():
+        z = torch.nn.functional.normalize(z.double(), dim=1)
+        total = 0.0
+        for i in range(2 * b):
+            pos = (i + b) % (2 * b)
+            sims = [float(z[i] @ z[j]) / 0.3 for j in range(2 * b) if j != i]
+            total -= float(z[i] @ z[pos]) / 0.3 - torch.logsumexp(torch.tensor(sims), 0).item()
+        assert float(out.terms[f"{k}_{s}"]) == pytest.approx(total / (2 * b), rel=1e-4), (k, s)

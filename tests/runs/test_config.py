@@ -46,6 +46,10 @@ def test_overrides_are_typed():
         (["data.mean=[0.5]"], r"'data.mean' and 'data.std' must be given together"),
         (["nonsense=1"], r"unknown recipe key 'nonsense'"),
         (["optim.lr"], r"not of the form key=value"),
+        (["data.format=tar"], r"'data.format' must be array or shards"),
+        (["data.format=shards"], r"'data.root': data.format=shards needs the folder"),
+        (["data.format=shards", "data.root=x", "data.train_subset=256"], r"'data.train_subset' does not apply"),
+        (["data.format=shards", "data.root=x", "data.image_size=16"], r"'data.image_size' does not apply"),
     ],
 )
 def test_bad_recipes_fail_naming_the_key(overrides, match):

@@ -161,3 +161,27 @@ def test_video_run_killed_mid_epoch_resumes_exactly(tmp_path):
     state = safe_torch_load(killed / "checkpoints" / "last.ckpt")["state_dict"]
     ref_state = safe_torch_load(reference / "checkpoints" / "last.ckpt")["state_dict"]
     assert torch.equal(state["stage_weights.sc.invariance"], ref_state["stage_weights.sc.invariance"])
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_two_process_video_run_reads_each_video_once_per_epoch_and_resumes_exactly(tmp_path):
+    from tests.run_helpers import cli, read_records, run_recorded, same_weights
+
+    over = [o for o in TINY if not o.startswith("trainer.max_epochs")] + [
+        "trainer.max_epochs=3", "trainer.log_every_n_steps=1", "trainer.accelerator=cpu", "trainer.devices=2",
+        "trainer.strategy=ddp", "trainer.enable_progress_bar=false"]
+    run_recorded("hdc-synthetic", tmp_path / "reference", over, record=tmp_path / "rec", cwd=tmp_path)
+    rec = read_records(tmp_path / "rec")
+    for epoch in range(3):  # 32 videos, global batch 8: 4 steps, 4 videos per process and step
+        seen = [i for r in (0, 1) for row in rec[r] if row["epoch"] == epoch for i in row["index"]]
+        assert sorted(seen) == list(range(32)), epoch
+    killed = tmp_path / "killed"
+    run_recorded("hdc-synthetic", killed, [*over, "trainer.checkpoint_every_n_steps=1"], kill_step=6, cwd=tmp_path)
+    assert resume_position(safe_torch_load(killed / "checkpoints" / "last.ckpt")) == (6, 1, 2)
+    resumed = cli("pretrain", "--resume", str(killed), "--no-progress", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    same_weights(killed, tmp_path / "reference")
+    a, b = (json.loads((r / "summary.json").read_text()) for r in (killed, tmp_path / "reference"))
+    assert a["metrics"] == b["metrics"] and a["resumed"]
+    assert (killed / "metrics.csv").read_text() == (tmp_path / "reference" / "metrics.csv").read_text()

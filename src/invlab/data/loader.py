@@ -14,9 +14,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from invlab.data.arrays import ImageArray
-from invlab.seeding import stream_generator
+from invlab.data.sharding import EvalShardSampler, ShardedEpochSampler
 
-__all__ = ["ArrayDataset", "EpochShuffleSampler", "ImageDataModule", "array_loader"]
+__all__ = ["ArrayDataset", "EpochShuffleSampler", "ImageDataModule", "array_loader", "process_grid"]
 
 
 class ArrayDataset(Dataset):
@@ -43,35 +43,21 @@ class ArrayDataset(Dataset):
         }
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation that depends only on ``(seed, epoch)``, so a resumed run sees the
-    same order as an uninterrupted one (Lightning calls :meth:`set_epoch`).
-
-    :meth:`resume_at` makes the next epoch ``epoch`` start after its first ``skip``
-    samples (a run restarted from a mid-epoch checkpoint); later epochs are whole.
-    """
+class EpochShuffleSampler(ShardedEpochSampler):
+    """One process's shuffled order: a permutation that depends only on ``(seed, epoch)``
+    (:class:`~invlab.data.sharding.ShardedEpochSampler` with batches of one sample, so
+    :meth:`resume_at` skips ``skip`` samples)."""
 
     def __init__(self, length: int, seed: int = 0):
-        self.length, self.seed, self.epoch = length, seed, 0
-        self._resume: tuple[int, int] | None = None
+        super().__init__(length, 1, seed, drop_last=False)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
-    def resume_at(self, epoch: int, skip: int) -> None:
-        self.epoch = epoch
-        self._resume = (epoch, skip)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self):
-        g = stream_generator("shuffle", self.seed, self.epoch)
-        order = torch.randperm(self.length, generator=g).tolist()
-        if self._resume is not None and self._resume[0] == self.epoch:
-            order = order[self._resume[1] :]
-            self._resume = None
-        return iter(order)
+def process_grid(trainer) -> tuple[int, int]:
+    """``(world size, global rank)`` of the trainer a data module is attached to (``(1, 0)``
+    when none is: a loader built by hand)."""
+    if trainer is None:
+        return 1, 0
+    return int(trainer.world_size), int(trainer.global_rank)
 
 
 def _passthrough(batch):
@@ -80,14 +66,19 @@ def _passthrough(batch):
 
 def array_loader(
     data: ImageArray, batch_size: int, shuffle: bool = False, drop_last: bool = False, num_workers: int = 0,
-    seed: int = 0, pin_memory: bool = False,
+    seed: int = 0, sampler: Sampler | None = None, pin_memory: bool = False,
 ) -> DataLoader:
-    """``pin_memory``: batches in page-locked memory, so the copy to a GPU runs
-    asynchronously (Lightning copies with ``non_blocking=True``)."""
+    """Batches of ``data`` (an :class:`ImageArray`, or anything with a ``dataset()`` that
+    serves such batches, e.g. :class:`~invlab.data.shards.ImageShards`); ``sampler`` (e.g.
+    a sharded one) replaces the default order (``shuffle``: :class:`EpochShuffleSampler`;
+    else index order); ``pin_memory``: batches in page-locked memory, so the copy to a GPU
+    runs asynchronously (Lightning copies with ``non_blocking=True``)."""
+    if sampler is None and shuffle:
+        sampler = EpochShuffleSampler(len(data), seed)
     return DataLoader(
-        ArrayDataset(data),
+        ArrayDataset(data) if isinstance(data, ImageArray) else data.dataset(),
         batch_size=batch_size,
-        sampler=EpochShuffleSampler(len(data), seed) if shuffle else None,
+        sampler=sampler,
         drop_last=drop_last,
         num_workers=num_workers,
         collate_fn=_passthrough,
@@ -97,9 +88,16 @@ def array_loader(
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Training batches from ``train`` (shuffled, last partial batch dropped); validation
-    loaders ``[bank, query]`` for the kNN monitor: ``bank`` = ``train`` (optionally a
-    subset), ``query`` = ``test``."""
+    """Training batches from ``train`` (an :class:`ImageArray`, or
+    :class:`~invlab.data.shards.ImageShards` for sets larger than memory; shuffled, last
+    partial global batch dropped);
+    validation loaders ``[bank, query]`` for the kNN monitor: ``bank`` = ``train``
+    (optionally a subset), ``query`` = ``test``.
+
+    ``batch_size`` is the per-process batch. Under several processes each one reads its
+    own shard (:mod:`invlab.data.sharding`: a function of seed, epoch, rank and world
+    size); the trainer must not replace the samplers (``use_distributed_sampler=False``).
+    """
 
     def __init__(
         self,
@@ -119,19 +117,28 @@ class ImageDataModule(L.LightningDataModule):
         self._resume: tuple[int, int] | None = None
 
     def resume_at(self, epoch: int, batches_done: int, world_size: int = 1) -> None:
-        """Continue epoch ``epoch`` after its first ``batches_done`` batches (per process)."""
-        self._resume = (epoch, batches_done * self.batch_size * world_size)
+        """Continue epoch ``epoch`` after the first ``batches_done`` batches of every process
+        (``world_size`` is kept for callers; each process skips its own batches)."""
+        self._resume = (epoch, batches_done)
+
+    def train_sampler(self) -> ShardedEpochSampler:
+        world, rank = process_grid(self.trainer)
+        sampler = ShardedEpochSampler(len(self.train), self.batch_size, self.seed, world, rank, drop_last=True,
+                                      order=getattr(self.train, "epoch_order", None))
+        if self._resume is not None:
+            sampler.resume_at(*self._resume)
+        return sampler
 
     def train_dataloader(self) -> DataLoader:
-        loader = array_loader(self.train, self.batch_size, True, True, self.num_workers, self.seed, self.pin_memory)
-        if self._resume is not None:
-            loader.sampler.resume_at(*self._resume)
-        return loader
+        return array_loader(self.train, self.batch_size, drop_last=True, num_workers=self.num_workers,
+                            sampler=self.train_sampler(), pin_memory=self.pin_memory)
 
     def val_dataloader(self) -> list[DataLoader]:
         if self.test is None:
             return []
+        world, rank = process_grid(self.trainer)
         return [
-            array_loader(self.train, self.eval_batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory),
-            array_loader(self.test, self.eval_batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory),
+            array_loader(data, self.eval_batch_size, num_workers=self.num_workers,
+                         sampler=EvalShardSampler(len(data), world, rank), pin_memory=self.pin_memory)
+            for data in (self.train, self.test)
         ]

@@ -46,4 +46,5 @@ class BarlowTwinsParams:
     gather: bool | None = None
 
 
-SPEC = MethodSpec(name="barlow_twins", modality="image", cls=BarlowTwins, params=BarlowTwinsParams, views=2)
+SPEC = MethodSpec(name="barlow_twins", modality="image", cls=BarlowTwins, params=BarlowTwinsParams, views=2,
+                  sync_batchnorm=True)  # the official main.py converts to SyncBatchNorm

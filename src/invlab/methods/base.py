@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from invlab.data.sharding import drop_padding
 from invlab.evaluation.knn import knn_accuracy
 from invlab.methods.optim import OptimSpec, build_optimizer, param_groups
 from invlab.methods.training import EpochAverages, TrainingMethod, per_step_schedule
@@ -79,8 +80,7 @@ class SSLMethod(TrainingMethod):
         self.knn_k, self.knn_t = knn_k, knn_t
         self.seed = seed
         self.eval_transform = eval_transform
-        self._val: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
-        self._probe_correct = self._probe_total = 0
+        self._val: dict[int, tuple[list[Tensor], list[Tensor], list[Tensor]]] = {}
         self.step_labelled: bool | None = None
 
     # -- to implement --------------------------------------------------------------------
@@ -92,8 +92,12 @@ class SSLMethod(TrainingMethod):
         x = batch["image"]
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
-        g = step_generator(self.seed, self.global_rank, self.current_epoch, batch_idx)
-        return self.views(x, g, index=batch.get("index"), label=batch.get("label"))
+        # one stream for the global batch, of which this process keeps its block: the views
+        # of a sample are the same on any number of processes (the data shards are blocks
+        # of the global batch too, invlab.data.sharding)
+        g = step_generator(self.seed, 0, self.current_epoch, batch_idx)
+        shard = (self.global_rank, self.trainer.world_size) if self._trainer is not None else None
+        return self.views(x, g, index=batch.get("index"), label=batch.get("label"), shard=shard)
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
         # whether every sample has a label, decided on the host before the batch moves, so
@@ -156,7 +160,6 @@ class SSLMethod(TrainingMethod):
     # a model-selection signal
     def on_validation_epoch_start(self) -> None:
         self._val = {}
-        self._probe_correct = self._probe_total = 0
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         x = batch["image"]
@@ -164,28 +167,38 @@ class SSLMethod(TrainingMethod):
             x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
             x = self.eval_transform.apply(x, self.eval_transform.identity_params(x.shape[0], x.device))
         feats = self.encoder(x).detach()
-        store = self._val.setdefault(dataloader_idx, ([], []))
+        store = self._val.setdefault(dataloader_idx, ([], [], []))
         store[0].append(feats)
         store[1].append(batch["label"])
-        if dataloader_idx == 1 and self.probe is not None:
-            pred = self.probe(feats).argmax(1)
-            self._probe_correct += int((pred == batch["label"]).sum())
-            self._probe_total += int(batch["label"].numel())
+        index = batch.get("index")
+        store[2].append(index if index is not None else torch.full_like(batch["label"], -1))
+
+    def monitor_logits(self, feats: Tensor) -> Tensor | None:
+        """Class logits of detached backbone features for ``test/probe_top1`` (the online
+        probe; supervised methods use their classifier)."""
+        return self.probe(feats) if self.probe is not None else None
+
+    def _gathered(self, dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        """This validation loader's features and labels from every process, each sample
+        once (the evaluation shards' padding removed by index)."""
+        feats, labels, index = (torch.cat(t) for t in self._val[dataloader_idx])
+        if self.trainer.world_size > 1:
+            feats, labels, index = (self.all_gather(t).flatten(0, 1) for t in (feats, labels, index))
+            if bool((index >= 0).all()):
+                _, feats, labels = drop_padding(index, feats, labels)
+        return feats, labels
 
     def on_validation_epoch_end(self) -> None:
         if 0 not in self._val or 1 not in self._val or self.num_classes is None:
+            self._val = {}
             return
-        bank, bank_y = (torch.cat(t) for t in self._val[0])
-        query, query_y = (torch.cat(t) for t in self._val[1])
-        if self.trainer.world_size > 1:
-            bank, bank_y, query, query_y = (self.all_gather(t).flatten(0, 1) for t in (bank, bank_y, query, query_y))
+        bank, bank_y = self._gathered(0)
+        query, query_y = self._gathered(1)
         if (bank_y >= 0).all() and (query_y >= 0).all():
             acc = knn_accuracy(query, query_y, bank, bank_y, self.num_classes, self.knn_k, self.knn_t)
             self.log("test/knn_top1", acc, prog_bar=True, sync_dist=False, rank_zero_only=True)
-        if self._probe_total:
-            correct = torch.tensor(float(self._probe_correct), device=self.device)
-            total = torch.tensor(float(self._probe_total), device=self.device)
-            if self.trainer.world_size > 1:
-                correct, total = self.all_gather(correct).sum(), self.all_gather(total).sum()
-            self.log("test/probe_top1", float(correct / total), prog_bar=True, rank_zero_only=True)
+        logits = self.monitor_logits(query)
+        if logits is not None and len(query_y) and bool((query_y >= 0).all()):
+            self.log("test/probe_top1", float((logits.argmax(1) == query_y).float().mean()), prog_bar=True,
+                     rank_zero_only=True)
         self._val = {}

@@ -197,10 +197,11 @@ def _validate_e_simclr(cfg) -> None:
 
 
 SPECS: tuple[MethodSpec, ...] = (
+    # E-SSL keeps its base method's synchronised BatchNorm
     MethodSpec(name="e_simclr", modality="image", cls=ESimCLR, params=ESimCLRParams, views=2,
-               validate=_validate_e_simclr),
+               validate=_validate_e_simclr, sync_batchnorm=True),
     MethodSpec(name="e_simsiam", modality="image", cls=ESimSiam, params=ESimSiamParams, views=2,
-               validate=validate_equivariance),
+               validate=validate_equivariance, sync_batchnorm=True),
     MethodSpec(name="e_barlow_twins", modality="image", cls=EBarlowTwins, params=EBarlowTwinsParams, views=2,
-               validate=validate_equivariance),
+               validate=validate_equivariance, sync_batchnorm=True),
 )

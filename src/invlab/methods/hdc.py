@@ -175,5 +175,6 @@ def _validate(cfg) -> None:
 
 SPECS = (
     MethodSpec(name="hdc", modality="video", cls=HDC, params=HDCParams, validate=_validate),
-    MethodSpec(name="clip_simclr", modality="video", cls=ClipSimCLR, params=ClipSimCLRParams, validate=_validate),
+    MethodSpec(name="clip_simclr", modality="video", cls=ClipSimCLR, params=ClipSimCLRParams, validate=_validate,
+               sync_batchnorm=True),  # SimCLR's global BN
 )

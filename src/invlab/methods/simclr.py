@@ -64,4 +64,5 @@ def validate_simclr(cfg) -> None:
         raise ConfigError(f"recipe key 'params.loss' must be nt_xent or info_nce, got {cfg.params.loss!r}")
 
 
-SPEC = MethodSpec(name="simclr", modality="image", cls=SimCLR, params=SimCLRParams, views=2, validate=validate_simclr)
+SPEC = MethodSpec(name="simclr", modality="image", cls=SimCLR, params=SimCLRParams, views=2, validate=validate_simclr,
+                  sync_batchnorm=True)  # "global BN" (Chen et al. 2020, sec. 2.2)

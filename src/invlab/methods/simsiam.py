@@ -48,4 +48,5 @@ class SimSiamParams:
     """The recipe's ``params`` section for ``method: simsiam`` (none: the heads are ``model.*``)."""
 
 
-SPEC = MethodSpec(name="simsiam", modality="image", cls=SimSiam, params=SimSiamParams, views=2)
+SPEC = MethodSpec(name="simsiam", modality="image", cls=SimSiam, params=SimSiamParams, views=2,
+                  sync_batchnorm=True)  # the official main_simsiam.py converts to SyncBatchNorm

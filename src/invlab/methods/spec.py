@@ -31,6 +31,9 @@ class MethodSpec:
     needs_labels: trains on labels (a classifier head instead of projector/predictor).
     validate: optional ``validate(cfg)`` raising :class:`~invlab.errors.ConfigError` for
         checks of the method's parameters against the whole recipe.
+    sync_batchnorm: BatchNorm statistics over the global batch (SyncBatchNorm) when more
+        than one process trains, as the paper's code does; a recipe's
+        ``trainer.sync_batchnorm`` overrides it.
     """
 
     name: str
@@ -40,6 +43,7 @@ class MethodSpec:
     views: int | None = None
     needs_labels: bool = False
     validate: Callable[[Any], None] | None = None
+    sync_batchnorm: bool = False
 
     def param_kwargs(self, params: Any) -> dict[str, Any]:
         """The ``params`` section as keyword arguments of ``cls`` (shallow: nested

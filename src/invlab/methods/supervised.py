@@ -57,13 +57,9 @@ class Supervised(SSLMethod):
         # train/top1 is an epoch mean of the base class's store (kept across a resume)
         return StepOutput(loss, {"cross_entropy": loss, "top1": top1}, h)
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        super().validation_step(batch, batch_idx, dataloader_idx)
-        if dataloader_idx == 1:
-            feats = self._val[1][0][-1]  # just stored by the base class (eval transform applied)
-            pred = self.classifier(feats).argmax(1)
-            self._probe_correct += int((pred == batch["label"]).sum())
-            self._probe_total += int(batch["label"].numel())
+    def monitor_logits(self, feats: Tensor) -> Tensor:
+        """``test/probe_top1`` of a supervised run is its classifier's accuracy."""
+        return self.classifier(feats)
 
 
 @dataclass

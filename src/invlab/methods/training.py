@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from invlab.distributed import is_distributed, rank, world_size
 from invlab.errors import DivergenceError
 from invlab.methods.optim import OptimSpec, build_optimizer, param_groups, warmup_cosine
 
@@ -176,10 +177,23 @@ class TrainingMethod(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self.raise_if_diverged()  # never write a state trained on a non-finite loss
-        checkpoint.setdefault("invlab", {})["epoch_averages"] = self.epoch_averages.state_dict()
+        state = self.epoch_averages.state_dict()
+        section = checkpoint.setdefault("invlab", {})
+        section["epoch_averages"] = state
+        if is_distributed():
+            # each process holds the running sums of its own shard and only rank 0 writes the
+            # file: keep every rank's, so each resumes its own (every rank saves together)
+            states: list = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(states, state)
+            section["epoch_averages_per_rank"] = states
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.epoch_averages.load_state_dict(checkpoint.get("invlab", {}).get("epoch_averages", {}))
+        section = checkpoint.get("invlab", {})
+        per_rank = section.get("epoch_averages_per_rank")
+        if per_rank is not None and len(per_rank) == world_size():
+            self.epoch_averages.load_state_dict(per_rank[rank()])
+        else:
+            self.epoch_averages.load_state_dict(section.get("epoch_averages", {}))
 
 
 def check_finite_loss(module: L.LightningModule, loss: Tensor, terms: dict[str, Tensor]) -> None:

@@ -47,7 +47,7 @@ class TrainerSection:
     precision: str = "32-true"  # bf16-mixed: autocast; losses still compute in float32
     compile: bool = False  # torch.compile the encoder (state-dict keys unchanged)
     compile_mode: str = "default"  # default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
-    sync_batchnorm: bool = False
+    sync_batchnorm: bool | None = None  # None: the method's default (MethodSpec.sync_batchnorm), used when > 1 process
     log_every_n_steps: int = 10
     check_val_every_n_epoch: int = 1
     checkpoint_every_n_steps: int | None = None  # besides the end of every epoch

@@ -14,6 +14,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from invlab.errors import ConfigError, DivergenceError, RunError
+from invlab.methods.registry import METHODS
+from invlab.nn.global_batchnorm import convert_to_global_batchnorm
 from invlab.runs.checkpoint import AtomicCheckpointIO, safe_torch_load
 from invlab.runs.config import Config
 from invlab.runs.loggers import build_loggers
@@ -23,7 +25,7 @@ from invlab.seeding import bounded_seed, derive_seed
 
 __all__ = [
     "RunCheckpoint", "StepSeeder", "TrainingClock", "compile_encoder", "make_trainer", "pretrain", "quiet_lightning",
-    "resume_position",
+    "resume_position", "sync_batchnorm",
 ]
 
 
@@ -182,7 +184,8 @@ def make_trainer(
             num_nodes=t.num_nodes,
             strategy=t.strategy,
             precision=t.precision,
-            sync_batchnorm=t.sync_batchnorm,
+            sync_batchnorm=False,  # invlab's GlobalBatchNorm instead (torch's SyncBatchNorm is CUDA-only)
+            use_distributed_sampler=False,  # invlab shards its data itself (invlab.data.sharding)
             logger=build_loggers(t.loggers, run.path, resume_step),
             callbacks=callbacks,
             plugins=[AtomicCheckpointIO()],
@@ -200,6 +203,15 @@ def make_trainer(
         )
     except (ValueError, TypeError) as err:  # Lightning's own checks of devices/strategy/precision
         raise ConfigError(f"recipe section 'trainer': {err}") from None
+
+
+def sync_batchnorm(cfg: Config) -> bool:
+    """``trainer.sync_batchnorm`` if the recipe sets it, else the method's default
+    (``MethodSpec.sync_batchnorm``: on for the methods whose papers synchronise BatchNorm
+    statistics across devices). With more than one process, every BatchNorm of the method
+    becomes a :class:`~invlab.nn.global_batchnorm.GlobalBatchNorm` (any device)."""
+    t = cfg.trainer.sync_batchnorm
+    return METHODS[cfg.method].sync_batchnorm if t is None else bool(t)
 
 
 def compile_encoder(method: torch.nn.Module, mode: str = "default", **options: Any) -> torch.nn.Module:
@@ -321,6 +333,12 @@ def pretrain(
                 f"{world} processes the trainer started"
             )
         parts = cfg.modality.setup(cfg, world, progress)
+        if world > 1 and sync_batchnorm(cfg):
+            convert_to_global_batchnorm(parts.method)
+        if str(cfg.trainer.precision).startswith("64"):
+            # Lightning restores a checkpoint's weights before its precision plugin converts the
+            # module: a float32 module would round the float64 weights and the resume would not be exact
+            parts.method.double()
         if cfg.trainer.compile:
             compile_encoder(parts.method, cfg.trainer.compile_mode)
         if position is not None and hasattr(parts.datamodule, "resume_at"):

@@ -61,6 +61,13 @@ class MultiViewSampler:
 
     >>> sampler = MultiViewSampler(pipeline, num_views=2)
     >>> views = sampler(images, generator=g)     # views[0].x, views[0].params, ...
+
+    ``shard=(rank, world)``: ``x`` is block ``rank`` of a global batch of ``world * B``
+    samples split over ``world`` processes. The parameters are drawn for the whole global
+    batch (exactly the draws one process would make) and this block's rows are kept, so
+    the views of a sample depend on its place in the global batch, not on the process
+    count. Drawing costs ``world`` times the (small) parameter draw; the images are only
+    transformed for the local block.
     """
 
     def __init__(self, transforms: Transform | Sequence[Transform], num_views: int | None = None):
@@ -85,14 +92,27 @@ class MultiViewSampler:
         generator: torch.Generator | None = None,
         index: Tensor | None = None,
         label: Tensor | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> Views:
         n, v = x.shape[0], self.num_views
         size = tuple(x.shape[-2:])
+        rank, world = shard if shard is not None else (0, 1)
+        if not 0 <= rank < world:
+            raise ValueError(f"shard {shard}: rank must lie in [0, world)")
+
+        def draw(t: Transform, copies: int) -> Params:
+            if world == 1:
+                return t.sample(n * copies, generator, device=x.device, size=size)
+            full = t.sample(n * world * copies, generator, device=x.device, size=size)
+            rows = torch.cat([torch.arange(c * n * world + rank * n, c * n * world + (rank + 1) * n)
+                              for c in range(copies)]).to(x.device)
+            return {k: p[rows] for k, p in full.items()}
+
         if v > 1 and all(t is self.transforms[0] for t in self.transforms):
             # one transform for every view: apply it once to the repeated batch (half the
             # kernel launches, and the concatenation methods want comes for free)
             t = self.transforms[0]
-            params = t.sample(n * v, generator, device=x.device, size=size)
+            params = draw(t, v)
             out = t.apply(x.repeat(v, *([1] * (x.dim() - 1))), params)
             views = [
                 View(out[i * n : (i + 1) * n], {k: p[i * n : (i + 1) * n] for k, p in params.items()}, t)
@@ -101,7 +121,7 @@ class MultiViewSampler:
             return Views(views, index=index, label=label, stacked=out)
         views = []
         for t in self.transforms:
-            params = t.sample(n, generator, device=x.device, size=size)
+            params = draw(t, 1)
             views.append(View(t.apply(x, params), params, t))
         return Views(views, index=index, label=label)
 

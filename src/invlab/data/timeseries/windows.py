@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from invlab.data.loader import EpochShuffleSampler
+from invlab.data.loader import EpochShuffleSampler, process_grid
+from invlab.data.sharding import EvalShardSampler, ShardedEpochSampler
 from invlab.data.timeseries.classification import LabelledSeries
 from invlab.data.timeseries.forecasting import ForecastSeries, window_starts
 
@@ -90,16 +91,21 @@ def _passthrough(batch):
 
 
 def series_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                  num_workers: int = 0, seed: int = 0) -> DataLoader:
+                  num_workers: int = 0, seed: int = 0, sampler=None) -> DataLoader:
+    """Batches of ``dataset``; ``sampler`` replaces the default order (``shuffle``:
+    :class:`~invlab.data.loader.EpochShuffleSampler`; else index order)."""
+    if sampler is None and shuffle:
+        sampler = EpochShuffleSampler(len(dataset), seed)
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=EpochShuffleSampler(len(dataset), seed) if shuffle else None,
+        dataset, batch_size=batch_size, sampler=sampler,
         drop_last=drop_last, num_workers=num_workers, collate_fn=_passthrough, persistent_workers=num_workers > 0,
     )
 
 
 class TimeSeriesDataModule(L.LightningDataModule):
-    """Shuffled training batches (the last partial batch dropped when the set is larger
-    than one batch) and an optional validation loader."""
+    """Shuffled training batches (the last partial global batch dropped when the set is
+    larger than one global batch) and an optional validation loader; ``batch_size`` is
+    the per-process batch, each process reads its shard (:mod:`invlab.data.sharding`)."""
 
     def __init__(self, train: Dataset, val: Dataset | None = None, batch_size: int = 32, eval_batch_size: int = 256,
                  num_workers: int = 0, seed: int = 0):
@@ -110,18 +116,22 @@ class TimeSeriesDataModule(L.LightningDataModule):
         self._resume: tuple[int, int] | None = None
 
     def resume_at(self, epoch: int, batches_done: int, world_size: int = 1) -> None:
-        """Continue epoch ``epoch`` after its first ``batches_done`` batches (per process),
-        as a run restarted from a mid-epoch checkpoint must."""
-        self._resume = (epoch, batches_done * self.batch_size * world_size)
+        """Continue epoch ``epoch`` after the first ``batches_done`` batches of every
+        process, as a run restarted from a mid-epoch checkpoint must."""
+        self._resume = (epoch, batches_done)
 
     def train_dataloader(self) -> DataLoader:
-        drop_last = len(self.train) > self.batch_size
-        loader = series_loader(self.train, self.batch_size, True, drop_last, self.num_workers, self.seed)
+        world, rank = process_grid(self.trainer)
+        drop_last = len(self.train) > self.batch_size * world
+        sampler = ShardedEpochSampler(len(self.train), self.batch_size, self.seed, world, rank, drop_last)
         if self._resume is not None:
-            loader.sampler.resume_at(*self._resume)
-        return loader
+            sampler.resume_at(*self._resume)
+        return series_loader(self.train, self.batch_size, drop_last=drop_last, num_workers=self.num_workers,
+                             sampler=sampler)
 
     def val_dataloader(self) -> list[DataLoader]:
         if self.val is None:
             return []
-        return [series_loader(self.val, self.eval_batch_size, num_workers=self.num_workers)]
+        world, rank = process_grid(self.trainer)
+        return [series_loader(self.val, self.eval_batch_size, num_workers=self.num_workers,
+                              sampler=EvalShardSampler(len(self.val), world, rank))]

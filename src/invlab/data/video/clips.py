@@ -16,7 +16,8 @@ clamped to ``length - 1``), documented policy.
 index per batch. Training draws each clip's start from a generator seeded by ``(seed,
 epoch, video)``, so a resumed run sees exactly the clips an uninterrupted one would
 (:class:`EpochClipSampler` hands the epoch to the dataset inside the index, which works
-with loader workers too). Evaluation enumerates every ``(video, clip)`` pair (``num_clips``
+with loader workers too; under several processes each reads its shard, see
+:mod:`invlab.data.sharding`). Evaluation enumerates every ``(video, clip)`` pair (``num_clips``
 uniform clips per video) for clip-level and video-level (averaged) scores.
 """
 
@@ -29,7 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from invlab.data.loader import EpochShuffleSampler
+from invlab.data.loader import process_grid
+from invlab.data.sharding import EvalShardSampler, ShardedEpochSampler
 from invlab.data.video.decoded import DecodedVideos
 
 __all__ = ["clip_span", "clip_indices", "ClipDataset", "EpochClipSampler", "VideoDataModule", "clip_loader"]
@@ -108,13 +110,14 @@ class ClipDataset(Dataset):
         }
 
 
-class EpochClipSampler(EpochShuffleSampler):
-    """:class:`~invlab.data.loader.EpochShuffleSampler` whose items carry the epoch
-    (``epoch * length + video``), so clip offsets are a function of (seed, epoch, video)."""
+class EpochClipSampler(ShardedEpochSampler):
+    """One process's shuffled videos whose items carry the epoch (``epoch * length +
+    video``), so clip offsets are a function of (seed, epoch, video); a
+    :class:`~invlab.data.sharding.ShardedEpochSampler` with ``epoch_items``."""
 
-    def __iter__(self):
-        epoch = self.epoch
-        return (epoch * self.length + i for i in super().__iter__())
+    def __init__(self, length: int, seed: int = 0, batch_size: int = 1, world_size: int = 1, rank: int = 0,
+                 drop_last: bool = False):
+        super().__init__(length, batch_size, seed, world_size, rank, drop_last, epoch_items=True)
 
 
 def _passthrough(batch):
@@ -122,9 +125,12 @@ def _passthrough(batch):
 
 
 def clip_loader(dataset: ClipDataset, batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                num_workers: int = 0, seed: int = 0) -> DataLoader:
-    sampler = EpochClipSampler(len(dataset.videos), seed) if shuffle else None
-    if shuffle and dataset.mode != "random":
+                num_workers: int = 0, seed: int = 0, sampler=None) -> DataLoader:
+    """Batches of clips; ``sampler`` replaces the default order (``shuffle``: an
+    :class:`EpochClipSampler`, random clips only; else index order)."""
+    if sampler is None and shuffle:
+        sampler = EpochClipSampler(len(dataset.videos), seed)
+    if (shuffle or isinstance(sampler, EpochClipSampler)) and dataset.mode != "random":
         raise ValueError("shuffled clip loaders draw random clips: use mode='random'")
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, num_workers=num_workers,
                       collate_fn=_passthrough, persistent_workers=num_workers > 0)
@@ -148,18 +154,21 @@ class VideoDataModule(L.LightningDataModule):
         self._resume: tuple[int, int] | None = None
 
     def resume_at(self, epoch: int, batches_done: int, world_size: int = 1) -> None:
-        """Continue epoch ``epoch`` after its first ``batches_done`` batches (per process)."""
-        self._resume = (epoch, batches_done * self.batch_size * world_size)
+        """Continue epoch ``epoch`` after the first ``batches_done`` batches of every process."""
+        self._resume = (epoch, batches_done)
 
     def train_dataloader(self) -> DataLoader:
         ds = ClipDataset(self.train, self.clip_len, self.stride, "random", seed=self.seed)
-        loader = clip_loader(ds, self.batch_size, True, True, self.num_workers, self.seed)
+        world, rank = process_grid(self.trainer)
+        sampler = EpochClipSampler(len(self.train), self.seed, self.batch_size, world, rank, drop_last=True)
         if self._resume is not None:
-            loader.sampler.resume_at(*self._resume)
-        return loader
+            sampler.resume_at(*self._resume)
+        return clip_loader(ds, self.batch_size, drop_last=True, num_workers=self.num_workers, sampler=sampler)
 
     def val_dataloader(self) -> list[DataLoader]:
         if self.test is None:
             return []
+        world, rank = process_grid(self.trainer)
         return [clip_loader(ClipDataset(v, self.eval_clip_len, self.eval_stride, "uniform", 1), self.eval_batch_size,
-                            num_workers=self.num_workers) for v in (self.train, self.test)]
+                            num_workers=self.num_workers, sampler=EvalShardSampler(len(v), world, rank))
+                for v in (self.train, self.test)]

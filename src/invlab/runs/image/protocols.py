@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from invlab.data.arrays import ImageArray
 from invlab.data.controlled import (
     ControlledImages,
     ControlledSpec,
@@ -35,6 +36,8 @@ __all__ = ["knn_protocol", "linear_protocol", "measurement_data", "invariance_pr
 def _features(model: str | Path, cfg, batch_size: int, progress: bool):
     encoder, _ = load_image_encoder(model)
     train, test = load_data(cfg, progress=progress)
+    # shards (data.format=shards) are decoded whole here: evaluation sets must fit in memory
+    train, test = (d if isinstance(d, ImageArray) else d.head(len(d)) for d in (train, test))
     if train.channels != encoder.mean.shape[1]:
         raise ConfigError(f"the encoder expects {encoder.mean.shape[1]} channels but {cfg.data.name} has {train.channels}")
     t0 = time.perf_counter()

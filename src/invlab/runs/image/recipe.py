@@ -15,6 +15,7 @@ from typing import Any
 from invlab.data.arrays import ImageArray
 from invlab.data.controlled import ControlledSpec, apply_controlled, check_spec, controlled_split
 from invlab.data.registry import channel_stats, load_image_dataset
+from invlab.data.shards import ImageShards
 from invlab.errors import ConfigError, DataError
 from invlab.methods.registry import METHODS
 from invlab.nn.heads import HeadSpec
@@ -26,11 +27,14 @@ __all__ = [
 ]
 
 
+SHARD_STATS_SAMPLES = 10_000  # data.format=shards: normalisation measured on the first samples
+
 # -- recipe sections -------------------------------------------------------------------
 @dataclass
 class ImageData:
     name: str = "cifar10"  # cifar10 | image_folder | digits | controlled
     root: str | None = None
+    format: str = "array"  # array: decoded once into a uint8 cache | shards: tar shards read by offset (`invlab shards`)
     channels: int | None = 3
     image_size: int | None = None  # resize on decode
     convert_mode: bool = False  # convert grey/RGBA/16-bit images instead of failing
@@ -85,6 +89,17 @@ class ImageMonitor:
 def validate(cfg) -> None:
     """Checks of the image sections (the method's parameters are its own ``MethodSpec.validate``)."""
     d, m, a, mon = cfg.data, cfg.model, cfg.augment, cfg.monitor
+    if d.format not in ("array", "shards"):
+        raise ConfigError(f"recipe key 'data.format' must be array or shards, got {d.format!r}")
+    if d.format == "shards":
+        if d.root is None:
+            raise ConfigError("recipe key 'data.root': data.format=shards needs the folder the shards were written to")
+        for key in ("train_subset", "test_subset", "controlled", "image_size"):
+            if getattr(d, key) is not None:
+                raise ConfigError(f"recipe key 'data.{key}' does not apply to data.format=shards "
+                                  "(write the shards from the subset / at the size you want)")
+        if d.name == "controlled":
+            raise ConfigError("recipe key 'data.format': controlled sets are rendered, use data.format=array")
     if d.cache not in ("memory", "mmap", "none"):
         raise ConfigError(f"recipe key 'data.cache' must be memory, mmap or none, got {d.cache!r}")
     if d.channels not in (None, 1, 3):
@@ -146,6 +161,8 @@ def build_pipelines(cfg):
 def load_split(cfg, split: str, progress: bool = True) -> ImageArray:
     """One split of the recipe's data set (controlled sets rendered, the wrapper applied)."""
     d = cfg.data
+    if d.format == "shards":
+        return ImageShards.open(d.root, split, convert_mode=d.convert_mode)
     if d.name == "controlled":
         return controlled_split(d.controlled or ControlledSpec(), split, d.channels, d.cache, progress)
     kw = dict(channels=d.channels, image_size=d.image_size, convert_mode=d.convert_mode, cache=d.cache, progress=progress)
@@ -157,8 +174,9 @@ def load_split(cfg, split: str, progress: bool = True) -> ImageArray:
 
 def load_data(cfg, progress: bool = True) -> tuple[ImageArray, ImageArray]:
     d = cfg.data
-    train = load_split(cfg, "train", progress).subset(d.train_subset, d.subset_seed)
-    test = load_split(cfg, "test", progress).subset(d.test_subset, d.subset_seed)
+    train, test = load_split(cfg, "train", progress), load_split(cfg, "test", progress)
+    if d.format == "array":
+        train, test = train.subset(d.train_subset, d.subset_seed), test.subset(d.test_subset, d.subset_seed)
     if len(train) < d.batch_size:
         raise DataError(f"{d.name}: the training split has {len(train)} images, fewer than data.batch_size={d.batch_size}")
     if train.channels != test.channels or train.size != test.size:
@@ -174,4 +192,6 @@ def normalisation(cfg, train: ImageArray) -> tuple[list[float], list[float]]:
         if len(cfg.data.mean) != train.channels:
             raise DataError(f"data.mean has {len(cfg.data.mean)} values but the images have {train.channels} channels")
         return list(cfg.data.mean), list(cfg.data.std)
+    if isinstance(train, ImageShards):  # measured on the first samples, not the whole set
+        return channel_stats(train.head(SHARD_STATS_SAMPLES))
     return channel_stats(train)
