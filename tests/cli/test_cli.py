@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from invlab.cli.main import main
+from invlab.evaluation.knn import faiss_available
 
 TINY = ["model.width=4", "data.batch_size=64", "data.train_subset=256", "data.test_subset=128",
         "trainer.max_epochs=1", "model.projector.hidden=[32]", "model.projector.out=16", "monitor.knn_k=20"]
@@ -38,6 +39,11 @@ def test_pretrain_then_evaluate_on_real_cifar(cifar_tarball, tmp_path, capsys):
     assert knn["train_size"] == 256 and knn["test_size"] == 128
     # offline kNN from the exported encoder == the online monitor at the end of training
     assert abs(knn["top1"] - summary["metrics"]["test/knn_top1"]) <= 1 / 128
+    if faiss_available():  # the optional backend: the same neighbours, the same accuracy
+        assert main(["evaluate", str(run), "--protocol", "knn", "--k", "20", "--knn-backend", "faiss", "--json",
+                     "--no-progress"]) == 0
+        with_faiss = json.loads(capsys.readouterr().out)
+        assert with_faiss["knn_backend"] == "faiss" and with_faiss["top1"] == knn["top1"]
     assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--protocol", "linear", "--epochs", "5",
                  "--no-progress"]) == 0
     assert "linear top-1" in capsys.readouterr().out

@@ -91,3 +91,41 @@ def test_helpers_are_identity_without_a_process_group():
     assert distributed.gather(x) is x and distributed.all_reduce_sum(x) is x
     assert distributed.world_size() == 1 and distributed.rank() == 0
     assert distributed.resolve_gather(None) is False
+
+
+def _unequal_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        distributed._checked_groups.clear()
+        first = distributed.gather(torch.ones(2, 3))  # the group's first gather: sizes checked (and equal)
+        message = ""
+        try:
+            # later gathers skip the handshake, except under TORCH_DISTRIBUTED_DEBUG
+            os.environ["TORCH_DISTRIBUTED_DEBUG"] = "INFO"
+            distributed.gather(torch.ones(2 + rank, 3))
+        except RuntimeError as err:
+            message = str(err)
+        torch.save({"first": first.shape[0], "message": message}, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gather_checks_batch_sizes_on_the_first_gather_and_under_debug(tmp_path):
+    mp.spawn(_unequal_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    for r in range(2):
+        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=True)
+        assert got["first"] == 4
+        assert "equal batch sizes on every rank, got [2, 3]" in got["message"]
+
+
+def test_size_handshake_runs_once_per_group_unless_debugging(monkeypatch):
+    class Group:
+        pass
+
+    monkeypatch.setattr(distributed.dist, "group", type("G", (), {"WORLD": Group()}))
+    monkeypatch.delenv("TORCH_DISTRIBUTED_DEBUG", raising=False)
+    distributed._checked_groups.clear()
+    assert distributed._size_handshake_due() and not distributed._size_handshake_due()
+    monkeypatch.setenv("TORCH_DISTRIBUTED_DEBUG", "DETAIL")
+    assert distributed._size_handshake_due()

@@ -85,8 +85,18 @@ def test_divergence_guard_names_the_term(monkeypatch):
     m = _method(SimCLR, projector=HeadSpec([16], 8))
     monkeypatch.setattr(type(m), "current_epoch", property(lambda self: 3), raising=False)
     monkeypatch.setattr(type(m), "global_step", property(lambda self: 77), raising=False)
+    finite = {"nt_xent": torch.tensor(1.0), "probe": torch.tensor(1.0)}
+    m.check_finite(torch.tensor(2.0), finite)
+    m.raise_if_diverged()  # all finite: nothing to report
+    # recorded on the device, reported at the next check: the first non-finite step counts
+    m.check_finite(torch.tensor(float("nan")), {"nt_xent": torch.tensor(float("nan")), "probe": torch.tensor(1.0)})
+    monkeypatch.setattr(type(m), "global_step", property(lambda self: 78), raising=False)
+    m.check_finite(torch.tensor(float("inf")), {"nt_xent": torch.tensor(1.0), "probe": torch.tensor(float("inf"))})
+    m.check_finite(torch.tensor(2.0), finite)
     with pytest.raises(DivergenceError, match=r"epoch 3, step 77: term\(s\) nt_xent = nan"):
-        m.check_finite(torch.tensor(float("nan")), {"nt_xent": torch.tensor(float("nan")), "probe": torch.tensor(1.0)})
+        m.raise_if_diverged()
+    with pytest.raises(DivergenceError, match="step 77"):  # checkpoints are refused too
+        m.on_save_checkpoint({})
 
 
 def test_two_view_methods_refuse_other_view_counts():

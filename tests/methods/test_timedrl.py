@@ -122,8 +122,9 @@ def test_non_finite_loss_names_step_and_term(monkeypatch):
     monkeypatch.setattr(model, "log", lambda *a, **k: None)
     x = _sines(4)
     x[0, 0, 5] = float("nan")
+    model.training_step({"series": x}, 0)  # recorded without waiting for the device ...
     with pytest.raises(DivergenceError, match=r"epoch 3, step 17: term\(s\) predictive"):
-        model.training_step({"series": x}, 0)
+        model.raise_if_diverged()  # ... and reported at the next check
 
 
 def test_supervised_baseline_learns_separable_classes():

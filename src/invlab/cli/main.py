@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--train-subset", type=int, help="training images used as bank / probe set")
     e.add_argument("--k", type=int, default=200, help="kNN neighbours (default 200)")
     e.add_argument("--t", type=float, default=0.1, help="kNN temperature (default 0.1)")
+    e.add_argument("--knn-backend", choices=["torch", "faiss"], default=None,
+                   help="kNN search: torch (streaming, exact; default) or faiss (pip install 'invlab[faiss]')")
     e.add_argument("--epochs", type=int, default=100, help="linear probe (and video fine-tuning) epochs (default 100)")
     e.add_argument("--lr", type=float, default=1e-3, help="linear probe (and video fine-tuning) learning rate (default 1e-3)")
     e.add_argument("--horizons", type=int, nargs="+", help="forecast: horizons (default: the run's data.horizons)")
@@ -241,7 +243,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overrides.append(("root", args.data_root))
     if args.train_subset:
         overrides.append(("train_subset", args.train_subset))
-    extra = {key: getattr(args, key) for key in ("horizons", "head", "features") if getattr(args, key) is not None}
+    extra = {key: getattr(args, key) for key in ("horizons", "head", "features", "knn_backend")
+             if getattr(args, key) is not None}
     if args.level_scale:
         extra["level_scale"] = True
     result = evaluate(args.model, args.protocol, overrides, k=args.k, temperature=args.t, epochs=args.epochs,

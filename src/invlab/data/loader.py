@@ -66,12 +66,13 @@ def _passthrough(batch):
 
 def array_loader(
     data: ImageArray, batch_size: int, shuffle: bool = False, drop_last: bool = False, num_workers: int = 0,
-    seed: int = 0, sampler: Sampler | None = None,
+    seed: int = 0, sampler: Sampler | None = None, pin_memory: bool = False,
 ) -> DataLoader:
     """Batches of ``data`` (an :class:`ImageArray`, or anything with a ``dataset()`` that
     serves such batches, e.g. :class:`~invlab.data.shards.ImageShards`); ``sampler`` (e.g.
     a sharded one) replaces the default order (``shuffle``: :class:`EpochShuffleSampler`;
-    else index order)."""
+    else index order); ``pin_memory``: batches in page-locked memory, so the copy to a GPU
+    runs asynchronously (Lightning copies with ``non_blocking=True``)."""
     if sampler is None and shuffle:
         sampler = EpochShuffleSampler(len(data), seed)
     return DataLoader(
@@ -82,6 +83,7 @@ def array_loader(
         num_workers=num_workers,
         collate_fn=_passthrough,
         persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
     )
 
 
@@ -105,9 +107,11 @@ class ImageDataModule(L.LightningDataModule):
         eval_batch_size: int = 512,
         num_workers: int = 0,
         seed: int = 0,
+        pin_memory: bool = False,
     ):
         super().__init__()
         self.train, self.test = train, test
+        self.pin_memory = pin_memory
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
         self._resume: tuple[int, int] | None = None
@@ -127,7 +131,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return array_loader(self.train, self.batch_size, drop_last=True, num_workers=self.num_workers,
-                            sampler=self.train_sampler())
+                            sampler=self.train_sampler(), pin_memory=self.pin_memory)
 
     def val_dataloader(self) -> list[DataLoader]:
         if self.test is None:
@@ -135,6 +139,6 @@ class ImageDataModule(L.LightningDataModule):
         world, rank = process_grid(self.trainer)
         return [
             array_loader(data, self.eval_batch_size, num_workers=self.num_workers,
-                         sampler=EvalShardSampler(len(data), world, rank))
+                         sampler=EvalShardSampler(len(data), world, rank), pin_memory=self.pin_memory)
             for data in (self.train, self.test)
         ]

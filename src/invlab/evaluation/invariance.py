@@ -62,8 +62,9 @@ def bootstrap_ratio(num: np.ndarray, den: np.ndarray, resamples: int = 1000, con
         return r, r
     rng = np.random.default_rng(seed)
     ratios = np.empty(resamples)
-    for s in range(0, resamples, 200):  # chunks keep memory at 200 x n
-        idx = rng.integers(0, n, (min(200, resamples - s), n))
+    block = max(1, min(200, (1 << 22) // n))  # at most 4M indices (32 MiB) at a time, whatever n
+    for s in range(0, resamples, block):
+        idx = rng.integers(0, n, (min(block, resamples - s), n))
         ratios[s : s + len(idx)] = num[idx].mean(1) / np.maximum(den[idx].mean(1), 1e-12)
     alpha = (1 - confidence) / 2
     return float(np.quantile(ratios, alpha)), float(np.quantile(ratios, 1 - alpha))

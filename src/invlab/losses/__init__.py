@@ -9,6 +9,7 @@ from invlab.losses.equivariance import (
     regression_loss,
 )
 from invlab.losses.hdc import StageWeights, multi_stage_nt_xent
+from invlab.losses.precision import float32_loss, upcast
 from invlab.losses.simsiam import SimSiamLoss, negative_cosine, simsiam_loss
 from invlab.losses.timedrl import instance_contrastive_loss, timestamp_predictive_loss
 
@@ -16,7 +17,7 @@ __all__ = [
     "BarlowTwinsLoss", "barlow_twins", "NTXentLoss", "nt_xent", "SimSiamLoss",
     "negative_cosine", "simsiam_loss", "instance_contrastive_loss", "timestamp_predictive_loss",
     "InfoNCELoss", "info_nce", "EquivarianceLoss", "circular_loss", "discrete_loss", "regression_loss",
-    "StageWeights", "multi_stage_nt_xent",
+    "StageWeights", "multi_stage_nt_xent", "float32_loss", "upcast",
 ]
 from invlab.losses.invariance_propagation import (  # noqa: E402
     InvPLossOutput,

@@ -6,10 +6,12 @@ import torch
 from torch import Tensor, nn
 
 from invlab import distributed
+from invlab.losses.precision import float32_loss
 
 __all__ = ["barlow_twins", "BarlowTwinsLoss"]
 
 
+@float32_loss
 def barlow_twins(
     z1: Tensor,
     z2: Tensor,
@@ -30,10 +32,12 @@ def barlow_twins(
         raise ValueError(f"barlow_twins expects two (B, D) tensors of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
     use_dist = distributed.resolve_gather(gather)
     reduce = distributed.all_reduce_sum if use_dist else (lambda t: t)
+    # every rank holds at least one sample, so the global batch has >= 2 whenever this
+    # rank has 2 or more than one rank runs (decided without waiting for the device)
+    if z1.shape[0] * (distributed.world_size() if use_dist else 1) < 2:
+        raise ValueError("barlow_twins needs at least two samples in the (global) batch")
     n = z1.new_tensor(float(z1.shape[0]))
     n = reduce(n) if use_dist else n
-    if float(n) < 2:
-        raise ValueError("barlow_twins needs at least two samples in the (global) batch")
 
     def standardise(z: Tensor) -> Tensor:
         mean = reduce(z.sum(0)) / n

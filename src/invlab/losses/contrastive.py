@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from invlab import distributed
+from invlab.losses.precision import float32_loss
 
 __all__ = ["nt_xent", "NTXentLoss", "info_nce", "InfoNCELoss"]
 
@@ -31,6 +32,7 @@ def _normalised_pairs(loss: str, z1: Tensor, z2: Tensor, temperature: float, gat
     return z1, z2, a1, a2, offset
 
 
+@float32_loss
 def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool | None = None) -> Tensor:
     """SimCLR's normalised-temperature cross entropy with all ``2B - 2`` negatives.
 
@@ -73,6 +75,7 @@ class NTXentLoss(nn.Module):
         return nt_xent(z1, z2, self.temperature, self.gather)
 
 
+@float32_loss
 def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool | None = None) -> Tensor:
     """Symmetric InfoNCE whose negatives come from the *other* view only.
 

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from invlab.losses.precision import float32_loss
 from invlab.transforms.base import ParamSpec
 
 __all__ = [
@@ -113,6 +114,7 @@ def _masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
     return (values * w).sum() / w.sum().clamp_min(1.0)
 
 
+@float32_loss
 def discrete_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
     """Cross-entropy. ``logits (N, E, C)``, ``target (N, E)`` integer classes (or bool)."""
     n, e, c = logits.shape
@@ -120,6 +122,7 @@ def discrete_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None) ->
     return _masked_mean(ce.view(n, e), mask)
 
 
+@float32_loss
 def regression_loss(pred: Tensor, target: Tensor, low: float, high: float, mask: Tensor | None = None) -> Tensor:
     """Regression on the range ``[low, high]`` mapped to ``t`` in ``[0, 1]``, through a logistic
     link: ``KL(Bernoulli(t) || Bernoulli(sigmoid(pred)))``, 0 exactly when
@@ -145,6 +148,7 @@ def predicted_value(pred: Tensor, low: float, high: float) -> Tensor:
     return torch.sigmoid(pred) * _span(low, high) + low
 
 
+@float32_loss
 def circular_loss(pred: Tensor, angle: Tensor, period: float, mask: Tensor | None = None, eps: float = 1e-6) -> Tensor:
     """``1 - cos(phi_hat - phi)`` with ``phi = 2 pi angle / period`` and ``phi_hat`` the
     direction of ``pred (N, E, 2)``; ``angle (N, E)``. 0 when right, 2 when opposite; a
@@ -174,6 +178,7 @@ class EquivarianceLoss(nn.Module):
     def keys(self) -> list[str]:
         return [p.key for p in self.layout]
 
+    @float32_loss
     def forward(self, pred: Tensor, params: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         if pred.dim() != 2 or pred.shape[1] != self.out_dim:
             raise ValueError(f"expected predictions (N, {self.out_dim}), got {tuple(pred.shape)}")

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from invlab import distributed
 from invlab.losses.contrastive import nt_xent
+from invlab.losses.precision import float32_loss
 
 __all__ = ["WEIGHTINGS", "positive_similarity", "global_pool", "StageWeights", "multi_stage_nt_xent"]
 
@@ -41,6 +42,7 @@ def global_pool(x: Tensor) -> Tensor:
     return x.flatten(2).mean(2) if x.dim() > 2 else x
 
 
+@float32_loss
 @torch.no_grad()
 def positive_similarity(z1: Tensor, z2: Tensor) -> Tensor:
     """Mean cosine similarity of the rows of ``z1`` and ``z2`` ``(B, D)`` (detached)."""
@@ -99,6 +101,7 @@ class StageWeights(nn.Module):
         level = distributed.all_reduce_mean(similarities.detach().float().to(self.invariance.device))
         self.invariance.mul_(self.momentum).add_((1.0 - self.momentum) * level.clamp(MIN_LEVEL, 1.0))
 
+    @float32_loss
     def forward(self, losses: Tensor, similarities: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if losses.shape != (len(self.stages),):
             raise ValueError(f"expected {len(self.stages)} stage losses, got shape {tuple(losses.shape)}")

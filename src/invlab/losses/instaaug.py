@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from invlab.losses.precision import float32_loss
+
 __all__ = [
     "score_function_loss",
     "categorical_entropy",
@@ -31,6 +33,7 @@ __all__ = [
 ]
 
 
+@float32_loss
 def score_function_loss(log_prob: Tensor, loss: Tensor, baseline: str = "leave_one_out") -> Tensor:
     """Surrogate for the gradient of ``mean_n E_a[loss]`` w.r.t. the distribution.
 
@@ -59,12 +62,14 @@ def score_function_loss(log_prob: Tensor, loss: Tensor, baseline: str = "leave_o
     return (advantage * log_prob).mean()
 
 
+@float32_loss
 def categorical_entropy(logits: Tensor) -> Tensor:
     """``(N, M)`` logits -> ``(N,)`` entropy in nats."""
     logp = F.log_softmax(logits, -1)
     return -(logp.exp() * logp).sum(-1)
 
 
+@float32_loss
 def uniform_entropy(a_minus: Tensor, a_plus: Tensor, eps: float = 1e-6) -> Tensor:
     """Differential entropy of independent uniforms of widths ``a_minus + a_plus``:
     ``(N, D), (N, D) -> (N,)``, ``sum_d log(width_d)`` (widths floored at ``eps``)."""
@@ -91,6 +96,7 @@ class AdaptiveEntropyWeight(nn.Module):
         self.min_weight, self.max_weight = float(min_weight), float(max_weight)
         self.register_buffer("weight", torch.tensor(float(init_weight), dtype=torch.float64))
 
+    @float32_loss
     def loss(self, entropy: Tensor) -> Tensor:
         """``-weight * mean(entropy)`` for per-input entropies ``(N,)``."""
         return -self.weight.to(entropy.dtype) * entropy.mean()
@@ -134,15 +140,18 @@ class EntropyTarget:
         t = min(max(t, 0.0), 1.0)
         return self.start + t * (self.end - self.start)
 
+    @float32_loss
     def loss(self, entropy: Tensor, progress: float) -> Tensor:
         return self.strength * (entropy.mean() - self.target(progress)) ** 2
 
 
+@float32_loss
 def augerino_loss(task_loss: Tensor, widths: Tensor, reg: float = 0.01) -> Tensor:
     """Augerino's objective: ``task_loss - reg * ||widths||_2`` (rewards wide ranges)."""
     return task_loss - reg * widths.norm()
 
 
+@float32_loss
 def nt_xent_per_sample(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     """SimCLR's NT-Xent per sample (this process's batch only): ``(B, D), (B, D) -> (B,)``,
     the mean of the two anchors' losses of each sample; its mean is

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from invlab.losses.memory_bank import bank_similarities, bank_topk
+from invlab.losses.precision import float32_loss
 
 __all__ = ["propagate", "hard_positives", "InvPLossOutput", "invariance_propagation_loss"]
 
@@ -71,6 +72,7 @@ def propagate(neighbours: Tensor, anchors: Tensor, steps: int) -> Tensor:
     return cand.masked_fill(dup, -1)
 
 
+@float32_loss
 def hard_positives(candidates: Tensor, similarity: Tensor, num: int) -> tuple[Tensor, Tensor]:
     """Hard positive sampling: keep each anchor's ``num`` least similar candidates.
 
@@ -112,6 +114,7 @@ class InvPLossOutput:
     positive_similarity: Tensor
 
 
+@float32_loss(keep=("bank",))
 def invariance_propagation_loss(
     z: Tensor,
     index: Tensor,
@@ -183,8 +186,10 @@ def invariance_propagation_loss(
         where, positives = hard_positives(candidates, s_cand, num_positives)
         s_pos = s_cand.gather(1, where.clamp(min=0)).masked_fill(where < 0, float("-inf"))
         has = (where >= 0).any(1)
-        if bool(has.any()):
-            propagation = (log_neg[has] - torch.logsumexp(s_pos[has], dim=1)).mean()
+        # mean over the anchors with positives, without asking the device which they are;
+        # rows without any are zeroed before logsumexp so no NaN reaches the gradient
+        lse = torch.logsumexp(torch.where(has[:, None], s_pos, torch.zeros_like(s_pos)), dim=1)
+        propagation = torch.where(has, log_neg - lse, torch.zeros_like(lse)).sum() / has.sum().clamp_min(1)
         pos_cos = (s_pos.detach() * temperature).masked_fill(where < 0, float("nan"))
     loss = instance + propagation_weight * propagation
     return InvPLossOutput(loss, instance, propagation, negatives, positives, pos_cos)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from invlab import distributed
 from invlab.errors import CheckpointError
+from invlab.losses.precision import float32_loss
 
 __all__ = ["MemoryBank", "bank_topk", "bank_similarities"]
 
@@ -35,6 +36,7 @@ __all__ = ["MemoryBank", "bank_topk", "bank_similarities"]
 CHUNK_ELEMENTS = 1 << 23
 
 
+@float32_loss(keep=("bank",))
 @torch.no_grad()
 def bank_topk(
     query: Tensor,
@@ -150,6 +152,7 @@ class _BankSimilarities(torch.autograd.Function):
         return out.to(ctx.query_dtype), None, None, None, None, None
 
 
+@float32_loss(keep=("bank",))
 def bank_similarities(query: Tensor, bank: Tensor, index: Tensor, dense: bool | None = None) -> Tensor:
     """Dot products of each query with chosen bank rows, differentiable in ``query``.
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from invlab.losses.precision import float32_loss
+
 __all__ = ["negative_cosine", "simsiam_loss", "SimSiamLoss"]
 
 
+@float32_loss
 def negative_cosine(p: Tensor, z: Tensor) -> Tensor:
     """``-mean_i cos(p_i, stopgrad(z_i))``; ``p, z: (B, D)``."""
     if p.shape != z.shape:

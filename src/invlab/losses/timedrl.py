@@ -13,9 +13,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from invlab.losses.precision import float32_loss
+
 __all__ = ["timestamp_predictive_loss", "instance_contrastive_loss"]
 
 
+@float32_loss
 def timestamp_predictive_loss(recon1: Tensor, recon2: Tensor, patches: Tensor) -> Tensor:
     """``(MSE(recon1, patches) + MSE(recon2, patches)) / 2``; all ``(B', T_p, P')``, the
     mean taken over every element."""
@@ -26,6 +29,7 @@ def timestamp_predictive_loss(recon1: Tensor, recon2: Tensor, patches: Tensor) -
     return 0.5 * (F.mse_loss(recon1, patches) + F.mse_loss(recon2, patches))
 
 
+@float32_loss
 def instance_contrastive_loss(i1: Tensor, i2: Tensor, q1: Tensor, q2: Tensor, stop_gradient: bool = True) -> Tensor:
     """``-(cos(sg(i1), q2).mean() + cos(sg(i2), q1).mean()) / 2``; all ``(B', D)``.
 

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from invlab import distributed
 from invlab.losses.memory_bank import bank_topk
+from invlab.losses.precision import float32_loss
 
 __all__ = [
     "intra_instance_edges", "inter_instance_edges", "transitive_pairs", "select_negatives",
@@ -196,6 +197,7 @@ def select_negatives(distance: Tensor, valid: Tensor, num: int, generator: torch
     return chosen
 
 
+@float32_loss
 def triplet_ranking_loss(
     anchor: Tensor,
     positive: Tensor,

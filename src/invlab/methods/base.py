@@ -81,6 +81,7 @@ class SSLMethod(TrainingMethod):
         self.seed = seed
         self.eval_transform = eval_transform
         self._val: dict[int, tuple[list[Tensor], list[Tensor], list[Tensor]]] = {}
+        self.step_labelled: bool | None = None
 
     # -- to implement --------------------------------------------------------------------
     def training_loss(self, views: Views) -> StepOutput:
@@ -98,17 +99,44 @@ class SSLMethod(TrainingMethod):
         shard = (self.global_rank, self.trainer.world_size) if self._trainer is not None else None
         return self.views(x, g, index=batch.get("index"), label=batch.get("label"), shard=shard)
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        views = self.make_views(batch, batch_idx)
-        out = self.training_loss(views)
-        loss, terms = out.loss, dict(out.terms)
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        # whether every sample has a label, decided on the host before the batch moves, so
+        # the step never waits for the device to answer it
+        if isinstance(batch, dict) and torch.is_tensor(batch.get("label")) and "labelled" not in batch:
+            batch = {**batch, "labelled": bool((batch["label"] >= 0).all())}
+        return batch
+
+    @staticmethod
+    def all_labelled(batch: dict) -> bool:
+        """Whether every sample of ``batch`` has a label (``>= 0``): the ``labelled`` flag
+        :meth:`on_before_batch_transfer` set, else (a step called outside Lightning) the labels."""
         label = batch.get("label")
-        if self.probe is not None and out.features is not None and label is not None and bool((label >= 0).all()):
-            logits = self.probe(out.features.detach())
-            probe_loss = F.cross_entropy(logits, label)
-            terms["probe"] = probe_loss
-            terms["probe_top1"] = (logits.argmax(1) == label).float().mean()
-            loss = loss + probe_loss
+        if label is None:
+            return False
+        flag = batch.get("labelled")
+        return bool((label >= 0).all()) if flag is None else bool(flag)
+
+    def probe_step(self, features: Tensor | None, batch: dict, terms: dict[str, Tensor], loss: Tensor) -> Tensor:
+        """Train the online probe on detached ``features`` when every sample is labelled:
+        adds ``probe`` and ``probe_top1`` to ``terms`` and returns ``loss + probe loss``."""
+        if self.probe is None or features is None or not self.all_labelled(batch):
+            return loss
+        label = batch["label"]
+        logits = self.probe(features.detach())
+        probe_loss = F.cross_entropy(logits, label)
+        terms["probe"] = probe_loss
+        terms["probe_top1"] = (logits.argmax(1) == label).float().mean()
+        return loss + probe_loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        self.step_labelled = self.all_labelled(batch)  # for training_loss: known without asking the device
+        views = self.make_views(batch, batch_idx)
+        try:
+            out = self.training_loss(views)
+        finally:
+            self.step_labelled = None
+        terms = dict(out.terms)
+        loss = self.probe_step(out.features, batch, terms, out.loss)
         self.check_finite(loss, terms)
         self.log_training_step(out.loss, terms, batch["image"].shape[0])
         return loss

@@ -307,7 +307,7 @@ class LearnedAugmentation:
         v, n = self.views.num_views, x.shape[0]
         xs, info = self.learned_views(x, v, g)
         if "entropy" in info:
-            self._entropies.append(info["entropy"].detach().float().cpu())
+            self._entropies.append(info["entropy"].detach().float())  # stays on the device: no sync per step
         out = []
         for i, t in enumerate(self.views.transforms):
             xi = xs[i * n : (i + 1) * n]
@@ -420,7 +420,7 @@ class LearnedAugmentation:
             p.grad = gr
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return {"module_loss": float(losses.mean().detach()), "module_entropy": float(entropy.mean().detach())}
+        return {"module_loss": losses.mean().detach(), "module_entropy": entropy.mean().detach()}
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         # The module's update comes first within a step, then the model's (alternation is
@@ -428,7 +428,7 @@ class LearnedAugmentation:
         # callbacks write before the module's own on_train_batch_end would run.
         if self.invariance is not None and not self.module_frozen():
             terms = self.module_step(batch, batch_idx)
-            self.module_averages.add({k: torch.tensor(v) for k, v in terms.items()}, batch["image"].shape[0])
+            self.module_averages.add(terms, batch["image"].shape[0])
         return super().training_step(batch, batch_idx)
 
     # -- entropy: control per epoch, distribution logged ----------------------------------
@@ -436,7 +436,7 @@ class LearnedAugmentation:
         # the finished epoch's entropies adapt the weight here rather than at its end, so a
         # checkpoint written at the end of an epoch resumes into the same update
         if self._entropies and self.aug_spec.entropy == "adaptive" and self.invariance is not None:
-            self.entropy_control.update(float(torch.cat(self._entropies).mean()))
+            self.entropy_control.update(float(torch.cat([e.cpu() for e in self._entropies]).mean()))
         self._entropies = []
         self.module_averages.reset()
         super().on_train_epoch_start()
@@ -446,7 +446,7 @@ class LearnedAugmentation:
         for name, value in self.module_averages.means().items():
             self.log(f"train/{name}", value, on_step=False, on_epoch=True)
         if self._entropies:
-            h = torch.cat(self._entropies)
+            h = torch.cat([e.cpu() for e in self._entropies])
             q = torch.quantile(h, torch.tensor([0.1, 0.5, 0.9]))
             self.log_dict({"train/entropy_mean": float(h.mean()), "train/entropy_p10": float(q[0]),
                            "train/entropy_p50": float(q[1]), "train/entropy_p90": float(q[2])},
@@ -458,7 +458,7 @@ class LearnedAugmentation:
         super().on_save_checkpoint(checkpoint)
         state = checkpoint.setdefault("invlab", {})
         state["augment_module_averages"] = self.module_averages.state_dict()
-        state["augment_entropies"] = torch.cat(self._entropies) if self._entropies else torch.zeros(0)
+        state["augment_entropies"] = torch.cat([e.cpu() for e in self._entropies]) if self._entropies else torch.zeros(0)
         if self._module_optimizer is not None:
             state["augment_optimizer"] = self._module_optimizer.state_dict()
 

@@ -46,7 +46,8 @@ class Supervised(SSLMethod):
 
     def training_loss(self, views: Views) -> StepOutput:
         y = views.label
-        if y is None or bool((y < 0).any()):
+        labelled = self.step_labelled if self.step_labelled is not None else y is not None and bool((y >= 0).all())
+        if y is None or not labelled:
             raise DataError("supervised pretraining needs a label for every training image (some are missing, -1)")
         h = self.encoder(views[0].x)
         logits = self.classifier(h)

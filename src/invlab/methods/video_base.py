@@ -38,17 +38,10 @@ class VideoSSLMethod(SSLMethod):
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
         g = step_generator(self.seed, self.global_rank, self.current_epoch, batch_idx)
         out = self.clip_loss(x, g)
-        loss, terms = out.loss, dict(out.terms)
-        label = batch.get("label")
-        if self.probe is not None and out.features is not None and label is not None and bool((label >= 0).all()):
-            logits = self.probe(out.features.detach())
-            probe_loss = torch.nn.functional.cross_entropy(logits, label)
-            terms["probe"] = probe_loss
-            terms["probe_top1"] = (logits.argmax(1) == label).float().mean()
-            loss = loss + probe_loss
+        terms = dict(out.terms)
+        loss = self.probe_step(out.features, batch, terms, out.loss)
         self.check_finite(loss, terms)
-        self.log("train/loss_step", out.loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
-        self.epoch_averages.add({"loss": out.loss, **terms}, x.shape[0])
+        self.log_training_step(out.loss, terms, x.shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:

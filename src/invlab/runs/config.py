@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass
 class TrainerSection:
     max_epochs: int = 100
@@ -41,7 +44,9 @@ class TrainerSection:
     devices: int | str = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "32-true"  # bf16-mixed: autocast; losses still compute in float32
+    compile: bool = False  # torch.compile the encoder (state-dict keys unchanged)
+    compile_mode: str = "default"  # default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
     sync_batchnorm: bool | None = None  # None: the method's default (MethodSpec.sync_batchnorm), used when > 1 process
     log_every_n_steps: int = 10
     check_val_every_n_epoch: int = 1
@@ -134,6 +139,9 @@ class Config:
             raise ConfigError(f"recipe key 'optim.lr' must be positive, got {o.lr}")
         if t.accelerator == "cpu" and t.precision in ("16-mixed", "16-true", "16"):
             raise ConfigError("recipe key 'trainer.precision': float16 needs a GPU; use bf16-mixed or 32-true on CPU")
+        if t.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"recipe key 'trainer.compile_mode' must be one of {', '.join(COMPILE_MODES)}, "
+                              f"got {t.compile_mode!r}")
         if str(t.strategy).lower().startswith(("fsdp", "deepspeed")):
             # checkpoints and the exported encoder read the whole model on rank 0, which a
             # sharded strategy does not hold there: refuse rather than export one shard

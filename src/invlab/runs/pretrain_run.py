@@ -23,8 +23,10 @@ from invlab.runs.monitors import InvarianceMonitor, monitor_spec
 from invlab.runs.run_dir import RunDir
 from invlab.seeding import bounded_seed, derive_seed
 
-__all__ = ["RunCheckpoint", "StepSeeder", "TrainingClock", "make_trainer", "pretrain", "quiet_lightning", "resume_position",
-           "sync_batchnorm"]
+__all__ = [
+    "RunCheckpoint", "StepSeeder", "TrainingClock", "compile_encoder", "make_trainer", "pretrain", "quiet_lightning",
+    "resume_position", "sync_batchnorm",
+]
 
 
 class RunCheckpoint(Callback):
@@ -159,6 +161,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")
     # tiny data sets (a few batches per epoch) still log every epoch's means
     warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+    # SSLMethod.on_before_batch_transfer (a host-side flag) is meant to apply with any data module
+    warnings.filterwarnings("ignore", message=".*overridden `on_before_batch_transfer`.*")
 
 
 def make_trainer(
@@ -195,7 +199,7 @@ def make_trainer(
             enable_progress_bar=t.enable_progress_bar and progress,
             enable_model_summary=False,
             num_sanity_val_steps=0,
-            benchmark=False,
+            benchmark=not t.deterministic,  # cuDNN picks the fastest kernels (fixed input sizes)
         )
     except (ValueError, TypeError) as err:  # Lightning's own checks of devices/strategy/precision
         raise ConfigError(f"recipe section 'trainer': {err}") from None
@@ -208,6 +212,17 @@ def sync_batchnorm(cfg: Config) -> bool:
     becomes a :class:`~invlab.nn.global_batchnorm.GlobalBatchNorm` (any device)."""
     t = cfg.trainer.sync_batchnorm
     return METHODS[cfg.method].sync_batchnorm if t is None else bool(t)
+
+
+def compile_encoder(method: torch.nn.Module, mode: str = "default", **options: Any) -> torch.nn.Module:
+    """Compile the method's encoder in place with ``torch.compile`` (``nn.Module.compile``:
+    the parameters, the state-dict keys and so checkpoints and exports are unchanged).
+    ``options`` pass on to ``torch.compile`` (``backend=...``). Returns the compiled module."""
+    module = getattr(method, "encoder", None)
+    if not isinstance(module, torch.nn.Module):
+        raise ConfigError(f"recipe key 'trainer.compile': {type(method).__name__} has no encoder module to compile")
+    module.compile(mode=None if mode == "default" else mode, **options)
+    return module
 
 
 def launch_rank() -> int:
@@ -324,6 +339,8 @@ def pretrain(
             # Lightning restores a checkpoint's weights before its precision plugin converts the
             # module: a float32 module would round the float64 weights and the resume would not be exact
             parts.method.double()
+        if cfg.trainer.compile:
+            compile_encoder(parts.method, cfg.trainer.compile_mode)
         if position is not None and hasattr(parts.datamodule, "resume_at"):
             parts.datamodule.resume_at(position[0], position[1], world)
         t0 = time.perf_counter()

@@ -136,7 +136,11 @@ class Transform:
             raise ValueError(f"cannot sample a negative number of parameters ({n})")
         params = self._sample(n, generator, size)
         if device is not None:
-            params = {k: v.to(device) for k, v in params.items()}
+            device = torch.device(device)
+            # host-to-accelerator copies of the (small) parameters need not block the host
+            # (MPS excepted: pytorch/pytorch#83015)
+            non_blocking = device.type not in ("cpu", "mps")
+            params = {k: v.to(device, non_blocking=non_blocking) for k, v in params.items()}
         return params
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -412,9 +416,9 @@ class RandomApply(Transform):
         if self.is_affine and not _is_exact(self):
             size = (x.shape[-2], x.shape[-1])
             return warp_affine(x, self.matrix(params, size), self.output_size(size), self.mode, self.padding_mode)
+        # every sample's output is computed and the fired ones kept: asking whether any
+        # fired would make the host wait for the device
         fired = params["fired"].to(x.device)
-        if not bool(fired.any()):
-            return x
         inner = {k: v for k, v in params.items() if k != "fired"}
         y = self.transform.apply(x, inner)
         return torch.where(fired.view(-1, *([1] * (x.dim() - 1))), y, x)

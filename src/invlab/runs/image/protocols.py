@@ -48,9 +48,12 @@ def _features(model: str | Path, cfg, batch_size: int, progress: bool):
 
 
 def knn_protocol(model, cfg, k: int = 200, temperature: float = 0.1, batch_size: int = 512, progress: bool = True,
-                 **_: Any) -> dict[str, Any]:
+                 knn_backend: str = "torch", **_: Any) -> dict[str, Any]:
+    """Weighted kNN of the test split against the training split (streaming search in
+    bounded memory; ``knn_backend="faiss"`` for the optional faiss search)."""
     (tx, ty, qx, qy, c), result, t0 = _features(model, cfg, batch_size, progress)
-    result.update(k=k, temperature=temperature, top1=knn_accuracy(qx, qy, tx, ty, c, k, temperature))
+    top1 = knn_accuracy(qx, qy, tx, ty, c, k, temperature, backend=knn_backend)
+    result.update(k=k, temperature=temperature, top1=top1, knn_backend=knn_backend)
     result["seconds"] = time.perf_counter() - t0
     return result
 

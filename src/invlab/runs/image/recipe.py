@@ -45,6 +45,7 @@ class ImageData:
     batch_size: int = 256  # global batch, split across devices
     eval_batch_size: int = 512
     num_workers: int = 0
+    pin_memory: bool | None = None  # page-locked batches for asynchronous GPU copies; null: when training on CUDA
     mean: list[float] | None = None  # default: measured on the training split
     std: list[float] | None = None
     controlled: ControlledSpec | None = None  # the controlled set, or the wrapper for real data

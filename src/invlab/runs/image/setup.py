@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from invlab.data.loader import ImageDataModule
 from invlab.methods.base import SSLMethod
 from invlab.methods.registry import METHODS
@@ -14,7 +16,7 @@ from invlab.runs.image.recipe import build_pipelines, load_data, normalisation
 from invlab.runs.modality import RunParts
 from invlab.transforms.views import MultiViewSampler
 
-__all__ = ["build_method", "setup"]
+__all__ = ["build_method", "pin_memory", "setup"]
 
 
 def build_method(cfg, mean: list[float], std: list[float], channels: int, num_classes: int | None) -> SSLMethod:
@@ -35,6 +37,13 @@ def build_method(cfg, mean: list[float], std: list[float], channels: int, num_cl
     )
 
 
+def pin_memory(cfg) -> bool:
+    """``data.pin_memory``, or (``null``) whether the run trains on a CUDA device."""
+    if cfg.data.pin_memory is not None:
+        return bool(cfg.data.pin_memory)
+    return cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def setup(cfg, world_size: int, progress: bool) -> RunParts:
     """Data, method, data module and exporter of an image run (``world_size`` processes)."""
     train, test = load_data(cfg, progress=progress)
@@ -43,7 +52,7 @@ def setup(cfg, world_size: int, progress: bool) -> RunParts:
     datamodule = ImageDataModule(
         train, test if (cfg.monitor.knn or cfg.monitor.probe) else None,
         batch_size=cfg.data.batch_size // world_size, eval_batch_size=cfg.data.eval_batch_size,
-        num_workers=cfg.data.num_workers, seed=cfg.seed,
+        num_workers=cfg.data.num_workers, seed=cfg.seed, pin_memory=pin_memory(cfg),
     )
 
     def export(folder: Path) -> None:

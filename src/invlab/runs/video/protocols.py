@@ -75,7 +75,7 @@ def finetune_protocol(model, cfg, epochs: int | None = None, lr: float | None = 
 
 
 def knn_protocol(model, cfg, k: int = 20, temperature: float = 0.1, batch_size: int = 64, progress: bool = True,
-                 **_: Any) -> dict[str, Any]:
+                 knn_backend: str = "torch", **_: Any) -> dict[str, Any]:
     encoder, meta = load_video_encoder(model)
     t0 = time.perf_counter()
     train, test = load_data(cfg, progress=progress)
@@ -85,7 +85,7 @@ def knn_protocol(model, cfg, k: int = 20, temperature: float = 0.1, batch_size: 
     fte = encode_clips(encoder, test, t, 1, 1, batch_size=batch_size, transform=tf)
     top1 = knn_accuracy(torch.from_numpy(fte.stage("pool")), torch.from_numpy(fte.labels),
                         torch.from_numpy(ftr.stage("pool")), torch.from_numpy(ftr.labels), train.num_classes,
-                        min(k, len(train)), temperature)
+                        min(k, len(train)), temperature, backend=knn_backend)
     return {"data": cfg.data.name, "train_videos": len(train), "test_videos": len(test), "k": k,
             "temperature": temperature, "top1": top1, "seconds": time.perf_counter() - t0}
 
