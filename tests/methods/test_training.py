@@ -209,3 +209,15 @@ def test_bf16_mixed_training_runs_its_loss_in_float32(monkeypatch):
     trainer.fit(method, datamodule=data)
     assert seen == [(torch.bfloat16, torch.float32, True)] * 3  # bf16 projector output, float32 loss
     assert np.isfinite(float(trainer.callback_metrics["train/loss"]))
+
+
+def test_bf16_mixed_validation_feeds_the_knn_monitor_and_probe_float32_features():
+    # the monitors run at epoch end, outside autocast: bf16 features there crashed the probe
+    torch.manual_seed(0)
+    method = _method(SimCLR, projector=HeadSpec([16], 8))
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, precision="bf16-mixed", enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(method, datamodule=ImageDataModule(_data(64), _data(32), batch_size=16, eval_batch_size=16))
+    for name in ("test/knn_top1", "test/probe_top1"):
+        assert 0.0 <= float(trainer.callback_metrics[name]) <= 1.0

@@ -166,7 +166,9 @@ class SSLMethod(TrainingMethod):
         if self.eval_transform is not None:
             x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
             x = self.eval_transform.apply(x, self.eval_transform.identity_params(x.shape[0], x.device))
-        feats = self.encoder(x).detach()
+        # float32: under bf16/fp16 autocast the features come out in low precision, and the kNN
+        # monitor and the probe run at epoch end, outside autocast, with float32 weights
+        feats = self.encoder(x).detach().float()
         store = self._val.setdefault(dataloader_idx, ([], [], []))
         store[0].append(feats)
         store[1].append(batch["label"])
