@@ -166,9 +166,10 @@ class SSLMethod(TrainingMethod):
         if self.eval_transform is not None:
             x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
             x = self.eval_transform.apply(x, self.eval_transform.identity_params(x.shape[0], x.device))
-        # float32: under bf16/fp16 autocast the features come out in low precision, and the kNN
+        # at least float32: under bf16/fp16 autocast the features come out in low precision, and the kNN
         # monitor and the probe run at epoch end, outside autocast, with float32 weights
-        feats = self.encoder(x).detach().float()
+        feats = self.encoder(x).detach()
+        feats = feats.to(torch.promote_types(feats.dtype, torch.float32))  # bf16 -> float32; float64 stays
         store = self._val.setdefault(dataloader_idx, ([], [], []))
         store[0].append(feats)
         store[1].append(batch["label"])
