@@ -69,7 +69,8 @@ def _one(size: int, dtype_name: str, steps: int) -> dict:
     }
 
 
-def _fit(xs, ys):
+def linear_fit(xs, ys):
+    """Least-squares line through (xs, ys): (slope, intercept, R^2)."""
     n = len(xs)
     mx, my = sum(xs) / n, sum(ys) / n
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
@@ -136,7 +137,7 @@ def main() -> None:
     fits = {}
     for dtype in args.dtypes:
         rs = [r for r in rows if r["dtype"] == dtype]
-        slope, icpt, r2 = _fit([r["size"] for r in rs], [r["step_cpu_s"] for r in rs])
+        slope, icpt, r2 = linear_fit([r["size"] for r in rs], [r["step_cpu_s"] for r in rs])
         fits[dtype] = {
             "slope_s_per_sample": slope, "intercept_s": icpt, "r2": r2,
             "size_ratio": rs[-1]["size"] / rs[0]["size"], "time_ratio": rs[-1]["step_cpu_s"] / rs[0]["step_cpu_s"],

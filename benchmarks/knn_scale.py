@@ -38,6 +38,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from invp_cost import linear_fit  # noqa: E402  (the same least-squares line as the bank-cost benchmark)
+
 D, K, T, CLASSES = 128, 200, 0.1, 10
 
 
@@ -94,19 +97,9 @@ def _one(size: int, backend: str, queries: int, repeats: int) -> dict:
     }
 
 
-def _fit(xs, ys):
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    icpt = my - slope * mx
-    ss_res = sum((y - (icpt + slope * x)) ** 2 for x, y in zip(xs, ys))
-    ss_tot = sum((y - my) ** 2 for y in ys)
-    return slope, icpt, 1 - ss_res / ss_tot if ss_tot else 1.0
-
-
 def _growth(rows: list[dict]) -> dict:
     rs = sorted(rows, key=lambda r: r["size"])
-    slope, icpt, r2 = _fit([r["size"] for r in rs], [r["cpu_s"] for r in rs])
+    slope, icpt, r2 = linear_fit([r["size"] for r in rs], [r["cpu_s"] for r in rs])
     size_ratio = rs[-1]["size"] / rs[0]["size"]
     time_ratio = rs[-1]["cpu_s"] / rs[0]["cpu_s"]
     return {
