@@ -182,6 +182,19 @@ def rot90_equivariance(run: Path, samples: int = 5000) -> dict[str, float]:
             "rot90_invariance_l2": next(r["score"] for r in result["invariance"] if r["metric"] == "l2")}
 
 
+def pretrain_cached(cfg, run: RunDir, callbacks: list) -> dict[str, Any]:
+    """A benchmark cell's training summary: read back when the run finished, else resumed
+    from its last checkpoint, else trained from scratch (clearing a start that died before
+    its first checkpoint)."""
+    if run.summary_path.is_file():
+        return run.read_summary()
+    resume = run.last_checkpoint.is_file()
+    if not resume and run.path.exists():
+        for p in sorted(run.path.rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+    return pretrain(cfg, run.path, resume=resume, progress=False, callbacks=callbacks)
+
+
 def run_cell(cell: dict[str, Any], args) -> dict[str, Any]:
     folder = Path(args.work) / cell["name"]
     result_path = folder / "result.json"
@@ -202,14 +215,7 @@ def run_cell(cell: dict[str, Any], args) -> dict[str, Any]:
     cfg = load_recipe(RECIPES[cell["method"]], overrides)
     timer = EpochTimes(folder / "epoch_times.json")
     print(f"[{time.strftime('%H:%M:%S')}] {cell['name']}: training", flush=True)
-    if run.summary_path.is_file():
-        summary = run.read_summary()
-    else:
-        resume = run.last_checkpoint.is_file()
-        if not resume and run.path.exists():  # a start that died before its first checkpoint
-            for p in sorted(run.path.rglob("*"), reverse=True):
-                p.unlink() if p.is_file() else p.rmdir()
-        summary = pretrain(cfg, run.path, resume=resume, progress=False, callbacks=[TrainingClock(), timer])
+    summary = pretrain_cached(cfg, run, callbacks=[TrainingClock(), timer])
     print(f"[{time.strftime('%H:%M:%S')}] {cell['name']}: evaluating", flush=True)
     selection = heldout_train_knn(run.path, args.data)
     knn = evaluate(run.path, "knn", k=200, temperature=0.1, progress=False)

@@ -62,11 +62,12 @@ from invlab.runs.evaluate_run import evaluate
 from invlab.runs.export import load_encoder
 from invlab.runs.image.recipe import load_data, normalisation
 from invlab.runs.image.setup import build_method
-from invlab.runs.pretrain_run import TrainingClock, pretrain
+from invlab.runs.pretrain_run import TrainingClock
 from invlab.runs.run_dir import RunDir
 from invlab.transforms import Compose, MultiViewSampler, RandomResizedCrop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from essl_cifar10 import pretrain_cached  # noqa: E402
 from instaaug_glyphs import accuracy, train  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -242,14 +243,7 @@ def run_simclr_cell(args, method: str, seed: int, module_lr: float | None = None
     cfg = load_recipe(SIMCLR_RECIPES[method], simclr_overrides(args, method, seed, module_lr))
     name = folder.name
     print(f"[{time.strftime('%H:%M:%S')}] {name}: training", flush=True)
-    if run.summary_path.is_file():
-        summary = run.read_summary()
-    else:
-        resume = run.last_checkpoint.is_file()
-        if not resume and run.path.exists():  # a start that died before its first checkpoint
-            for p in sorted(run.path.rglob("*"), reverse=True):
-                p.unlink() if p.is_file() else p.rmdir()
-        summary = pretrain(cfg, run.path, resume=resume, progress=False, callbacks=[TrainingClock()])
+    summary = pretrain_cached(cfg, run, callbacks=[TrainingClock()])
     print(f"[{time.strftime('%H:%M:%S')}] {name}: evaluating", flush=True)
     knn = evaluate(run.path, "knn", k=200, temperature=0.1, progress=False)
     cell = {"method": method, "seed": seed, "budget": args.budget, "module_lr": module_lr,
