@@ -116,3 +116,32 @@ def same_files(a: Path, b: Path, pattern: str) -> None:
     assert names and names == sorted(p.relative_to(b) for p in b.glob(pattern)), pattern
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs"
+
+
+def sigkill_when_checkpointed(command: list[str], out: Path, at_step, timeout: float = 300) -> None:
+    """Start ``command`` (a training run writing to ``out``), poll its ``last.ckpt`` and
+    SIGKILL the process as soon as the checkpointed global step satisfies ``at_step``; fails
+    if the run ends first."""
+    import time
+
+    from invlab.runs.checkpoint import safe_torch_load
+
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if ckpt.exists():
+                try:
+                    step = int(safe_torch_load(ckpt)["global_step"])
+                except Exception:  # being replaced right now
+                    continue
+                if at_step(step):
+                    break
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

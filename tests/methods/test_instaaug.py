@@ -5,10 +5,8 @@ model, SimCLR pairs its crops, recipes are validated, and kill-and-resume is exa
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import lightning as L
 import numpy as np
@@ -24,6 +22,7 @@ from invlab.runs.checkpoint import safe_torch_load
 from invlab.runs.config import load_recipe
 from invlab.runs.pretrain_run import resume_position
 from invlab.transforms import Compose, MultiViewSampler
+from tests.run_helpers import sigkill_when_checkpointed
 
 
 @pytest.fixture(autouse=True)
@@ -220,25 +219,9 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     args = ["pretrain", "--recipe", "instaaug-digits", "trainer.max_epochs=3", "model.width=4",
             "params.augmentation.ranges=[{name: rotate, degrees: 60}]", "trainer.checkpoint_every_n_steps=1",
             "trainer.log_every_n_steps=2", "--no-progress"]
-    proc = subprocess.Popen(_cli(*args, "--out", str(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sigkill_when_checkpointed(_cli(*args, "--out", str(killed)), killed,
+                              lambda step: step >= 13 and step % 10 != 0, timeout=240)  # inside the 2nd epoch (10 steps each)
     ckpt = killed / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if ckpt.exists():
-                try:
-                    step = int(safe_torch_load(ckpt)["global_step"])
-                except Exception:  # being replaced right now
-                    continue
-                if step >= 13 and step % 10 != 0:  # inside the second epoch (10 steps each)
-                    break
-            time.sleep(0.01)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     state = safe_torch_load(ckpt)
     _, epoch, done = resume_position(state)
     assert 0 < done < 10, "killed outside the middle of an epoch"

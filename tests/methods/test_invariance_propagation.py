@@ -135,33 +135,19 @@ def _cli(*args: str) -> list[str]:
 
 @pytest.mark.slow
 def test_sigkill_during_propagation_then_resume_equals_an_uninterrupted_run(tmp_path):
-    import signal
     import subprocess
-    import time
 
     from safetensors.torch import load_file
 
     from invlab.runs.checkpoint import safe_torch_load
     from invlab.runs.pretrain_run import resume_position
+    from tests.run_helpers import sigkill_when_checkpointed
 
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     args = ["pretrain", "--recipe", "invp-digits", *RECIPE, "trainer.checkpoint_every_n_steps=1", "--no-progress"]
-    proc = subprocess.Popen(_cli(*args, "--out", str(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sigkill_when_checkpointed(_cli(*args, "--out", str(killed)), killed,
+                              lambda step: step >= 13 and step % 10 != 0)  # inside the second epoch: propagation is on
     ckpt = killed / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if ckpt.exists():
-                step = int(safe_torch_load(ckpt)["global_step"])
-                if step >= 13 and step % 10 != 0:  # inside the second epoch: propagation is on
-                    break
-            time.sleep(0.01)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     state = safe_torch_load(ckpt)
     _, epoch, done = resume_position(state)
     assert epoch == 1 and 0 < done < 10, "killed outside the middle of the first propagating epoch"

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from invlab.runs.checkpoint import safe_torch_load
 from invlab.runs.config import load_recipe
 from invlab.runs.pretrain_run import pretrain, resume_position
 from invlab.runs.run_dir import RunDir
+from tests.run_helpers import sigkill_when_checkpointed
 
 # 10 steps per epoch on the digits; small enough for seconds, big enough to kill mid-epoch
 RECIPE = ["trainer.max_epochs=4", "model.width=8", "model.projector.hidden=[64]", "model.projector.out=32",
@@ -53,23 +52,9 @@ def _metrics_rows(run: Path) -> list[str]:
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     args = ["pretrain", "--recipe", "simclr-digits", *RECIPE, "trainer.checkpoint_every_n_steps=1", "--no-progress"]
-    proc = subprocess.Popen(_cli(*args, "--out", str(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sigkill_when_checkpointed(_cli(*args, "--out", str(killed)), killed,
+                              lambda step: step >= 13 and step % 10 != 0, timeout=240)  # inside the second epoch
     ckpt = killed / "checkpoints" / "last.ckpt"
-    step = 0
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if ckpt.exists():
-                step = int(safe_torch_load(ckpt)["global_step"])
-                if step >= 13 and step % 10 != 0:  # inside the second epoch
-                    break
-            time.sleep(0.01)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     state = safe_torch_load(ckpt)
     _, epoch, done = resume_position(state)
     assert 0 < int(state["global_step"]) < 40 and done < 10, "killed outside the middle of an epoch"
