@@ -46,7 +46,7 @@ def run_one(method: str, seed: int, args) -> dict:
     if done.exists():
         return json.loads(done.read_text())
     overrides = [f"data.root={args.data}", f"seed={seed}", f"trainer.max_epochs={args.epochs}",
-                 f"trainer.check_val_every_n_epoch={args.epochs}", "trainer.enable_progress_bar=false",
+                 f"trainer.check_val_every_n_epoch={args.eval_every or args.epochs}", "trainer.enable_progress_bar=false",
                  f"data.train_subset={args.subset}", f"model.width={args.width}"]
     if method == "invp":
         overrides.append(f"params.warmup_epochs={args.invp_warmup if args.invp_warmup is not None else max(1, args.epochs // 3)}")
@@ -71,12 +71,49 @@ def run_one(method: str, seed: int, args) -> dict:
 def _per_epoch(metrics: Path) -> dict[str, list[float | None]]:
     """Epoch-level training terms from metrics.csv (InvP: positives and their class agreement)."""
     keys = ["train/loss", "train/positives", "train/positive_same_class", "train/positive_similarity"]
-    rows = {}
+    rows, online = {}, {}
     with metrics.open() as f:
         for row in csv.DictReader(f):
             if row.get("train/loss"):
                 rows[int(row["epoch"])] = {k: (float(row[k]) if row.get(k) else None) for k in keys}
-    return {k: [rows[e][k] for e in sorted(rows)] for k in keys}
+            if row.get("test/knn_top1"):  # the online monitor, logged at each validation epoch
+                online[int(row["epoch"])] = float(row["test/knn_top1"])
+    out = {k: [rows[e][k] for e in sorted(rows)] for k in keys}
+    out["online_knn"] = [online.get(e) for e in sorted(rows)]
+    return out
+
+
+def _interp(x: float, xs: list[float], ys: list[float]) -> float | None:
+    """Linear interpolation of ys at x (None outside [xs[0], xs[-1]])."""
+    if not xs or x < xs[0] or x > xs[-1]:
+        return None
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if x0 <= x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 > x0 else y1
+    return ys[-1]
+
+
+def equal_time_curve(block: dict) -> list[tuple[float, float, float | None]]:
+    """(seconds, InvP online kNN, SimCLR online kNN interpolated at the same training seconds).
+
+    Each run's epochs take about the same time, so the online kNN of epoch e sits at
+    (e + 1) / epochs of its run's training seconds; seed means of time and accuracy.
+    """
+    def curve(runs):
+        per = []
+        for r in runs:
+            knn = r["per_epoch"].get("online_knn") or []
+            pts = [((e + 1) * r["train_seconds"] / r["epochs"], v) for e, v in enumerate(knn) if v is not None]
+            per.append(pts)
+        if not per or not per[0]:
+            return [], []
+        n = min(len(p) for p in per)
+        return ([statistics.mean(p[i][0] for p in per) for i in range(n)],
+                [statistics.mean(p[i][1] for p in per) for i in range(n)])
+
+    ts, ks = curve(block["runs"].get("simclr", []))
+    ti, ki = curve(block["runs"].get("invp", []))
+    return [(t, k, _interp(t, ts, ks)) for t, k in zip(ti, ki)]
 
 
 def _ms(values):
@@ -114,6 +151,17 @@ def markdown(block: dict, key: str) -> str:
         f"- At equal epochs InvP's kNN top-1 is {diff:+.3f} relative to SimCLR; an InvP run took {t_ratio:.2f}x "
         "SimCLR's training time (one view per step against two, plus the bank search).",
     ]
+    curve = equal_time_curve(block)
+    if len(curve) > 1:
+        lines += ["", "Online kNN (the training monitor on the test images, its own k) against training seconds, "
+                  "seed means; SimCLR interpolated at InvP's seconds:", "",
+                  "| training s | InvP online kNN | SimCLR online kNN at the same seconds |", "|---|---|---|"]
+        lines += [f"| {t:.0f} | {k:.3f} | {'—' if o is None else f'{o:.3f}'} |" for t, k, o in curve]
+        paired = [(k, o) for _, k, o in curve if o is not None]
+        if paired:
+            ahead = sum(k > o for k, o in paired)
+            lines += ["", f"- At equal training seconds InvP's online kNN is ahead at {ahead} of {len(paired)} "
+                      f"matched points (mean difference {statistics.mean(k - o for k, o in paired):+.3f})."]
     same = [r["per_epoch"]["train/positive_same_class"] for r in i]
     if same and any(v is not None for v in same[0]):
         first = [next(v for v in seq if v is not None) for seq in same]
@@ -134,6 +182,8 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=10_000)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--invp-warmup", type=int, default=None, help="default: a third of the epochs (5 of 15)")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="online kNN every N epochs (a curve for the equal-wall-time comparison); default: last epoch only")
     parser.add_argument("--key", default="budget_15ep")
     parser.add_argument("--work", default="/tmp/invlab-invp-cifar10")
     parser.add_argument("--out", default=str(HERE / "results"))
@@ -150,7 +200,7 @@ def main() -> None:
     path = out / "invp_cifar10.json"
     res = json.loads(path.read_text()) if path.exists() else {}
     block = {"seeds": args.seeds, "runs": runs,
-             "config": {k: getattr(args, k) for k in ("epochs", "subset", "width", "invp_warmup")}}
+             "config": {k: getattr(args, k) for k in ("epochs", "subset", "width", "invp_warmup", "eval_every")}}
     res[args.key] = block
     if args.key == "budget_15ep":
         res["simclr_knn"] = [r["knn_top1"] for r in runs.get("simclr", [])]
