@@ -31,8 +31,10 @@ from pathlib import Path
 
 import torch
 
+from invlab.losses.invariance_propagation import hard_positives, propagate
 from invlab.runs.config import load_recipe
 from invlab.runs.evaluate_run import evaluate
+from invlab.runs.image.recipe import load_data
 from invlab.runs.pretrain_run import pretrain
 from invlab.runtime import configure_cpu_allocator
 
@@ -66,6 +68,32 @@ def run_one(method: str, seed: int, args) -> dict:
     }
     done.write_text(json.dumps(out, indent=2) + "\n")
     return out
+
+
+def bank_positive_quality(folder: Path, params: dict) -> dict[str, float]:
+    """Class agreement of an InvP run's final memory bank, stage by stage (labels: monitoring only).
+
+    From the checkpoint's bank (embeddings and directed k-NN lists): the stored k nearest
+    neighbours, the candidates after propagation, the ``num_positives`` least similar of
+    them (what the loss uses) and, for contrast, the most similar ones; each as the fraction
+    of (anchor, sample) pairs sharing the anchor's CIFAR-10 class (chance 0.1).
+    """
+    state = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    emb, neighbours = state["bank.embeddings"].float(), state["bank.neighbours"]
+    cfg = load_recipe(METHODS["invp"], [f"data.root={params['data']}", f"data.train_subset={params['subset']}"])
+    labels = torch.as_tensor(load_data(cfg, progress=False)[0].labels).long()
+    index = torch.arange(len(labels))
+
+    def same(chosen: torch.Tensor) -> float:
+        valid = chosen >= 0
+        return float(((labels[chosen.clamp(min=0)] == labels[:, None]) & valid).sum() / valid.sum())
+
+    cand = propagate(neighbours, index, params["steps"])
+    sim = torch.where(cand >= 0, (emb[:, None, :] * emb[cand.clamp(min=0)]).sum(-1), torch.zeros(()))
+    _, hard = hard_positives(cand, sim, params["num_positives"])
+    easy = cand.gather(1, sim.masked_fill(cand < 0, -2.0).topk(params["num_positives"], 1).indices)
+    return {"neighbours": same(neighbours), "propagated": same(cand), "hard_positives": same(hard),
+            "most_similar_candidates": same(easy)}
 
 
 def _per_epoch(metrics: Path) -> dict[str, list[float | None]]:
@@ -170,6 +198,16 @@ def markdown(block: dict, key: str) -> str:
             f"- Positives found by propagation share the anchor's class {statistics.mean(first):.3f} of the time in "
             f"the first propagating epoch and {statistics.mean(last):.3f} in the last (chance 0.1)."
         )
+    quality = [r["bank_quality"] for r in i if "bank_quality" in r]
+    if quality:
+        q = {k: statistics.mean(d[k] for d in quality) for k in quality[0]}
+        lines.append(
+            f"- In the final memory bank (seed means), a sample's stored 4 nearest neighbours share its class "
+            f"{q['neighbours']:.3f} of the time, the propagated candidates {q['propagated']:.3f} "
+            f"({q['propagated'] - q['neighbours']:+.3f}), the hard positives the loss uses {q['hard_positives']:.3f} "
+            f"({q['hard_positives'] - q['neighbours']:+.3f}) and the most similar candidates "
+            f"{q['most_similar_candidates']:.3f} (chance 0.1)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -194,6 +232,12 @@ def main() -> None:
     for seed in args.seeds:
         for m in args.methods:
             runs[m].append(run_one(m, seed, args))
+            if m == "invp" and "bank_quality" not in runs[m][-1]:
+                cfg = load_recipe(METHODS["invp"], [])
+                runs[m][-1]["bank_quality"] = bank_positive_quality(
+                    Path(args.work) / args.key / f"invp-seed{seed}",
+                    {"data": args.data, "subset": args.subset, "steps": cfg.params.propagation_steps,
+                     "num_positives": cfg.params.num_positives})
             print(json.dumps({k: v for k, v in runs[m][-1].items() if k != "per_epoch"}), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
