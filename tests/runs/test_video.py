@@ -5,10 +5,8 @@ measurement, and kill-and-resume."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -22,6 +20,7 @@ from invlab.runs.config import load_recipe
 from invlab.runs.evaluate_run import evaluate
 from invlab.runs.measure_run import measure
 from invlab.runs.pretrain_run import pretrain, resume_position
+from tests.run_helpers import sigkill_when_checkpointed
 
 TINY = ["data.controlled.train_samples=32", "data.controlled.test_samples=16", "data.controlled.num_frames=8",
         "data.controlled.image_size=16", "data.clip_len=8", "augment.temporal.0.length=4",
@@ -127,25 +126,9 @@ def test_video_run_killed_mid_epoch_resumes_exactly(tmp_path):
     over = [o for o in TINY if not o.startswith("trainer.max_epochs")] + [
         "trainer.max_epochs=3", "trainer.checkpoint_every_n_steps=1", "trainer.log_every_n_steps=1"]
     args = ["pretrain", "--recipe", "hdc-synthetic", *over, "--no-progress"]
-    proc = subprocess.Popen(_cli(*args, "--out", str(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = killed / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if ckpt.exists():
-                try:
-                    step = int(safe_torch_load(ckpt)["global_step"])
-                except Exception:  # noqa: BLE001 - being replaced right now
-                    step = 0
-                if step >= 5 and step % 4 != 0:  # 4 steps per epoch: inside the second epoch
-                    break
-            time.sleep(0.01)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # 4 steps per epoch: kill inside the second epoch
+    sigkill_when_checkpointed(_cli(*args, "--out", str(killed)), killed, lambda step: step >= 5 and step % 4 != 0)
     _, epoch, done = resume_position(safe_torch_load(ckpt))
     assert 0 < done < 4, "killed outside the middle of an epoch"
     resumed = subprocess.run(_cli("pretrain", "--resume", str(killed), "--no-progress"), capture_output=True, text=True)
