@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -67,6 +68,40 @@ def run_one(method: str, seed: int, args) -> dict:
         "epochs": args.epochs, "batch_size": cfg.data.batch_size, "per_epoch": _per_epoch(folder / "metrics.csv"),
     }
     done.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def epoch_timing(args) -> dict:
+    """Seconds per training epoch of each method, measured in interleaved one-epoch runs.
+
+    Long runs share the machine with whatever else runs, so their own training seconds
+    are not comparable; these short runs alternate (SimCLR, InvP warm-up epoch, InvP
+    propagating epoch) ``--timing-rounds`` times, so drift hits every arm alike. Cached in
+    ``--work/KEY/timing.json``.
+    """
+    path = Path(args.work) / args.key / "timing.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if len(cached["simclr"]) == args.timing_rounds:
+            return cached
+    arms = {"simclr": ("simclr", []), "invp_warmup": ("invp", ["params.warmup_epochs=99"]),
+            "invp_propagating": ("invp", ["params.warmup_epochs=0"])}
+    out: dict = {name: [] for name in arms}
+    load = []
+    for r in range(args.timing_rounds):
+        for name, (m, extra) in arms.items():
+            cfg = load_recipe(METHODS[m], [f"data.root={args.data}", "seed=0", "trainer.max_epochs=1",
+                                           "trainer.check_val_every_n_epoch=1000", "trainer.enable_progress_bar=false",
+                                           f"data.train_subset={args.subset}", f"model.width={args.width}", *extra])
+            folder = Path(args.work) / args.key / "timing" / f"{name}-{r}"
+            if folder.exists():
+                import shutil
+
+                shutil.rmtree(folder)
+            out[name].append(pretrain(cfg, folder, progress=False)["train_seconds"])
+            load.append(os.getloadavg()[0])
+    out["load_average"] = load
+    path.write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 
@@ -124,14 +159,26 @@ def _interp(x: float, xs: list[float], ys: list[float]) -> float | None:
 def equal_time_curve(block: dict) -> list[tuple[float, float, float | None]]:
     """(seconds, InvP online kNN, SimCLR online kNN interpolated at the same training seconds).
 
-    Each run's epochs take about the same time, so the online kNN of epoch e sits at
-    (e + 1) / epochs of its run's training seconds; seed means of time and accuracy.
+    Seconds per epoch come from the interleaved timing runs when the block has them
+    (``--timing-rounds``), else from each run's own training seconds spread evenly over its
+    epochs; seed means of accuracy.
     """
+    timing = block.get("timing")
+    warmup = block["config"].get("invp_warmup") or max(1, block["config"]["epochs"] // 3)
+
+    def seconds(r, e):  # training seconds at the end of epoch e
+        if timing is None:
+            return (e + 1) * r["train_seconds"] / r["epochs"]
+        if r["method"] == "simclr":
+            return (e + 1) * statistics.median(timing["simclr"])
+        w = min(e + 1, warmup)
+        return w * statistics.median(timing["invp_warmup"]) + (e + 1 - w) * statistics.median(timing["invp_propagating"])
+
     def curve(runs):
         per = []
         for r in runs:
             knn = r["per_epoch"].get("online_knn") or []
-            pts = [((e + 1) * r["train_seconds"] / r["epochs"], v) for e, v in enumerate(knn) if v is not None]
+            pts = [(seconds(r, e), v) for e, v in enumerate(knn) if v is not None]
             per.append(pts)
         if not per or not per[0]:
             return [], []
@@ -181,8 +228,13 @@ def markdown(block: dict, key: str) -> str:
     ]
     curve = equal_time_curve(block)
     if len(curve) > 1:
-        lines += ["", "Online kNN (the training monitor on the test images, its own k) against training seconds, "
-                  "seed means; SimCLR interpolated at InvP's seconds:", "",
+        timing = block.get("timing")
+        source = ("seconds per epoch from interleaved one-epoch timing runs (medians of "
+                  f"{len(timing['simclr'])}: SimCLR {statistics.median(timing['simclr']):.1f} s, InvP warm-up "
+                  f"{statistics.median(timing['invp_warmup']):.1f} s, InvP propagating {statistics.median(timing['invp_propagating']):.1f} s)"
+                  if timing else "seconds spread evenly over each run's epochs")
+        lines += ["", "Online kNN (the training monitor on the test images, its own k) against training seconds "
+                  f"({source}), seed means; SimCLR interpolated at InvP's seconds:", "",
                   "| training s | InvP online kNN | SimCLR online kNN at the same seconds |", "|---|---|---|"]
         lines += [f"| {t:.0f} | {k:.3f} | {'—' if o is None else f'{o:.3f}'} |" for t, k, o in curve]
         paired = [(k, o) for _, k, o in curve if o is not None]
@@ -222,6 +274,8 @@ def main() -> None:
     parser.add_argument("--invp-warmup", type=int, default=None, help="default: a third of the epochs (5 of 15)")
     parser.add_argument("--eval-every", type=int, default=None,
                         help="online kNN every N epochs (a curve for the equal-wall-time comparison); default: last epoch only")
+    parser.add_argument("--timing-rounds", type=int, default=0,
+                        help="interleaved one-epoch timing runs per method for the equal-time comparison (0: none)")
     parser.add_argument("--key", default="budget_15ep")
     parser.add_argument("--work", default="/tmp/invlab-invp-cifar10")
     parser.add_argument("--out", default=str(HERE / "results"))
@@ -245,6 +299,8 @@ def main() -> None:
     res = json.loads(path.read_text()) if path.exists() else {}
     block = {"seeds": args.seeds, "runs": runs,
              "config": {k: getattr(args, k) for k in ("epochs", "subset", "width", "invp_warmup", "eval_every")}}
+    if args.timing_rounds:
+        block["timing"] = epoch_timing(args)
     res[args.key] = block
     if args.key == "budget_15ep":
         res["simclr_knn"] = [r["knn_top1"] for r in runs.get("simclr", [])]
