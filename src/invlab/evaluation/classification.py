@@ -56,7 +56,11 @@ def series_level_scale(x: Tensor, eps: float = 1e-5) -> Tensor:
 
 
 def _pool(encoder, tokens: Tensor, instance: str, features: str) -> Tensor:
-    """Tokens ``(B', 1 + T_p, D)`` -> probe features per series (see the module docstring)."""
+    """Tokens ``(B', 1 + T_p, D)`` -> probe features per series (see the module docstring).
+    An encoder without an instance token (TS2Vec: ``(B, T, D)``) pools its own (``encoder.pool``)."""
+    own = getattr(encoder, "pool", None)
+    if own is not None:
+        return own(tokens, features)
     parts = []
     if features in ("instance", "all"):
         parts.append(encoder.instance_embedding(tokens, instance))
