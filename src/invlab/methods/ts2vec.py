@@ -35,7 +35,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from invlab.errors import ConfigError
+from invlab.errors import ConfigError, DataError
 from invlab.losses.ts2vec import hierarchical_contrastive_loss
 from invlab.methods.base import step_generator
 from invlab.methods.optim import OptimSpec
@@ -140,6 +140,9 @@ class TS2Vec(TrainingMethod):
         shortest = 2 ** (temporal_unit + 1)
         if max_train_length is not None and max_train_length < shortest:
             raise ValueError(f"max_train_length must be >= {shortest} (the shortest crop), got {max_train_length}")
+        if encoder.seq_len < shortest:
+            raise DataError(f"the training series have {encoder.seq_len} step(s), fewer than the shortest crop TS2Vec "
+                            f"draws (2^(temporal_unit+1) = {shortest} steps)")
         self.network = encoder
         self.encoder = copy.deepcopy(encoder).requires_grad_(False)  # the weight average, exported
         self.register_buffer("averaged_steps", torch.ones((), dtype=torch.long))  # the initialisation counts once

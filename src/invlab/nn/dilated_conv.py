@@ -80,6 +80,8 @@ class TS2VecEncoder(nn.Module):
         width ``H`` (10). kernel_size: 3. dropout: on the output representations (0.1).
     ``config`` rebuilds an identical module (export)."""
 
+    pool_features = ("instance", "tokens")  # what :meth:`pool` reads (no instance token: no "all")
+
     def __init__(self, in_channels: int, seq_len: int, hidden_dim: int = 64, output_dim: int = 320, depth: int = 10,
                  kernel_size: int = 3, dropout: float = 0.1):
         super().__init__()
@@ -122,8 +124,9 @@ class TS2VecEncoder(nn.Module):
         """Probe features from timestamp representations ``(B, T, D)``: ``"instance"`` the
         series representation (max over time, ``(B, D)``); ``"tokens"`` mean then max over
         time ``(B, 2D)``. There is no separate instance token, so ``"all"`` is refused."""
+        if features not in self.pool_features:
+            raise ValueError(f"the TS2Vec encoder pools 'instance' (max over time) or 'tokens' (mean+max), "
+                             f"got {features!r}")
         if features == "instance":
             return self.series_representation(tokens)
-        if features == "tokens":
-            return torch.cat([tokens.mean(dim=1), tokens.amax(dim=1)], dim=-1)
-        raise ValueError(f"the TS2Vec encoder pools 'instance' (max over time) or 'tokens' (mean+max), got {features!r}")
+        return torch.cat([tokens.mean(dim=1), tokens.amax(dim=1)], dim=-1)

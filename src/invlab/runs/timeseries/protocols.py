@@ -216,6 +216,10 @@ def classify_protocol(model, cfg, folds: int = 5, batch_size: int | None = None,
     if encoder.in_channels != train.channels or encoder.seq_len != train.length:
         raise ConfigError(f"the encoder expects series ({encoder.in_channels}, {encoder.seq_len}), "
                           f"{train.name} has ({train.channels}, {train.length})")
+    readable = getattr(encoder, "pool_features", PROBE_FEATURES)
+    if features not in readable:
+        raise ConfigError(f"--features {features}: the {meta['backbone'].get('arch')} encoder has no instance token; "
+                          f"use {' or '.join(readable)}")
     instance = getattr(cfg.params, "instance", "cls")
     bs = batch_size or cfg.data.eval_batch_size
 
