@@ -8,7 +8,11 @@ import math
 import pytest
 import torch
 
-from invlab.losses.ts2vec import hierarchical_contrastive_loss, ts2vec_instance_loss, ts2vec_temporal_loss
+from invlab.losses.ts2vec import (
+    hierarchical_contrastive_loss,
+    ts2vec_instance_loss,
+    ts2vec_temporal_loss,
+)
 
 
 def _pick(candidates: list[torch.Tensor], anchor: int, partner: int) -> float:

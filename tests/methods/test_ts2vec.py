@@ -8,7 +8,13 @@ import torch
 
 from invlab.errors import DataError, DivergenceError
 from invlab.losses.ts2vec import hierarchical_contrastive_loss
-from invlab.methods.ts2vec import TS2Vec, contextual_crops, epochs_for_iterations, take_per_row, ts2vec_iterations
+from invlab.methods.ts2vec import (
+    TS2Vec,
+    contextual_crops,
+    epochs_for_iterations,
+    take_per_row,
+    ts2vec_iterations,
+)
 from invlab.nn.dilated_conv import TS2VecEncoder
 from invlab.nn.patch_transformer import PatchTransformer
 
