@@ -1,16 +1,20 @@
-"""TimeDRL, an improved classification recipe, a supervised baseline and aeon's MiniRocket on
-UCR/UEA classification sets (by default the eight aeon ships), through the real `invlab`
-path, several seeds, the same splits.
+"""TimeDRL, TS2Vec, a classification recipe chosen between them, a supervised baseline and
+aeon's MiniRocket on UCR/UEA classification sets (by default the eight aeon ships), through the
+real `invlab` path, several seeds, the same splits.
 
 For each data set and seed:
 
 - ``timedrl``: pretrain ``timedrl-ucr`` (TimeDRL, channel-mixing patches) and evaluate
   ``classify`` (logistic-regression probe on the frozen [CLS] embeddings, C chosen by
   stratified cross-validation on the training split);
-- ``recipe``: the classification recipe chosen by ``timedrl_ucr_ablation.py`` on training-split
+- ``timedrl_recipe``: the TimeDRL recipe chosen by ``timedrl_ucr_ablation.py`` on training-split
   cross-validation only (``RECIPE`` below), applied unchanged to every set;
-- ``untrained``: the recipe's encoder at initialisation (``snapshots/epoch000``) under the
-  recipe's probe: what pretraining adds;
+- ``ts2vec``: pretrain ``ts2vec-ucr`` (TS2Vec, the paper's iteration rule) and probe the series
+  representation (max over time); ``ts2vec_tokens``: the same runs, probe on mean+max over time;
+- ``recipe``: whichever of the candidates (``CANDIDATES``) has the highest mean probe CV accuracy
+  on the training splits, the same candidate on every set (test accuracy plays no part);
+- ``untrained`` (and ``<candidate>_untrained``): the encoder at initialisation
+  (``snapshots/epoch000``) under the same probe: what pretraining adds;
 - ``supervised``: train ``supervised-ucr`` (the same encoder + a linear classifier on [CLS],
   cross-entropy, the same epochs, no selection) and report its own classifier;
 - ``minirocket``: aeon's ``MiniRocketClassifier`` (default 10,000 kernels, its multivariate
@@ -20,15 +24,18 @@ For each data set and seed:
 Test accuracy is computed once per run; nothing is selected on it.
 
     python benchmarks/timedrl_ucr.py [--seeds 0 1 2] [--datasets GunPoint ...] [--data-root DIR]
-        [--epochs 100] [--work DIR]
+        [--epochs 100] [--work DIR] [--keep-runs] [--no-report]
+        [--reuse timedrl supervised minirocket timedrl_recipe]
 
 ``--data-root DIR`` reads ``DIR/<name>_TRAIN.ts`` / ``_TEST.ts`` (or ``DIR/<name>/...``; also
 ``.arff``, ``.tsv``, ``.txt``), e.g. the unpacked UCR/UEA archives; ``--datasets`` takes any
 list of set names found there. With ``--work DIR`` every finished run is kept as
 ``DIR/<recipe>-<set>-<seed>.json`` and skipped when the command is run again (resume after an
 interruption, or split the sets over several processes and assemble the report with a final
-run over all of them); a finished but unevaluated run folder with the same configuration is
-evaluated instead of trained again.
+run over all of them; ``--no-report`` for the partial processes); a finished but unevaluated
+run folder with the same configuration is evaluated instead of trained again. ``--reuse``
+seeds that cache with per-run rows of an earlier results JSON for columns whose code did not
+change (CPU runs are deterministic).
 
 Writes benchmarks/results/timedrl_ucr.json and .md.
 """
