@@ -92,8 +92,11 @@ TS2VEC = {"recipe": "ts2vec-ucr", "features": "instance", "level_scale": False, 
 # accuracy on the training splits (mean over sets of the mean over seeds), the same candidate
 # on every set; test accuracy plays no part. ts2vec_tokens: the same TS2Vec runs, the probe
 # reading mean and max over time instead of the paper's max alone.
-CANDIDATES = ("timedrl_recipe", "ts2vec", "ts2vec_tokens")
+CANDIDATES = ("timedrl_recipe", "ts2vec", "ts2vec_tokens", "ts2vec_svm")
 TS2VEC_TOKENS_PROBE = {"features": "tokens", "level_scale": False}
+# ts2vec_svm: the same runs, the series representation probed by an RBF-kernel SVM, the
+# classifier of TS2Vec's paper (C by cross-validation on the training split, as every probe here)
+TS2VEC_SVM_PROBE = {"features": "instance", "level_scale": False, "classifier": "svm"}
 
 
 def variant_overrides(variant: str, length: int) -> list[str]:
@@ -127,7 +130,8 @@ def ts2vec_epochs(dataset: str, root: str | None) -> int:
 
 
 def _probe_suffix(probe: dict) -> str:
-    return f".{probe['features']}{'+ls' if probe['level_scale'] else ''}"
+    svm = "+svm" if probe.get("classifier", "logistic") == "svm" else ""
+    return f".{probe['features']}{'+ls' if probe['level_scale'] else ''}{svm}"
 
 
 def reuse_rows(earlier: Path, columns: list[str], work: Path, datasets: list[str], seeds: list[int],
@@ -214,7 +218,8 @@ def run_one(recipe: str, dataset: str, seed: int, epochs: int, work: Path, root:
         return json.loads(done.read_text())
     c0, t0 = time.process_time(), time.perf_counter()
     _pretrained(cfg, out)
-    default_probe = probe is not None and probe["features"] == "instance" and not probe["level_scale"]
+    default_probe = (probe is not None and probe["features"] == "instance" and not probe["level_scale"]
+                     and probe.get("classifier", "logistic") == "logistic")
     result = evaluate(out, "classify", progress=False, include_init=default_probe)
     summary = json.loads((out / "summary.json").read_text())
     row = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "train_seconds": summary["train_seconds"],
@@ -255,7 +260,8 @@ def _stats(values: list[float]) -> dict:
 
 
 COLUMNS = ("minirocket", "untrained", "recipe", "timedrl", "supervised", "ts2vec", "ts2vec_untrained",
-           "ts2vec_tokens", "ts2vec_tokens_untrained", "timedrl_recipe", "timedrl_recipe_untrained")
+           "ts2vec_tokens", "ts2vec_tokens_untrained", "ts2vec_svm", "ts2vec_svm_untrained", "timedrl_recipe",
+           "timedrl_recipe_untrained")
 
 
 def _block(rows: list[dict]) -> dict:
@@ -329,6 +335,10 @@ def main(argv: list[str] | None = None) -> dict:
                                  tuple(ts2vec_overrides), probe=TS2VEC_TOKENS_PROBE, tag="ts2vec", keep=args.keep_runs)
                 entry["ts2vec_tokens"].append({**tokens["recipe"], "train_seconds": tokens["train_seconds"]})
                 entry["ts2vec_tokens_untrained"].append(tokens["untrained"])
+                svm = run_one(TS2VEC["recipe"], name, seed, ts2vec_epochs_per_set[name], work, args.data_root,
+                              tuple(ts2vec_overrides), probe=TS2VEC_SVM_PROBE, tag="ts2vec", keep=args.keep_runs)
+                entry["ts2vec_svm"].append({**svm["recipe"], "train_seconds": svm["train_seconds"]})
+                entry["ts2vec_svm_untrained"].append(svm["untrained"])
                 entry["supervised"].append(run_one("supervised-ucr", name, seed, args.epochs, work, args.data_root))
                 print(f"{name} seed {seed}: " + ", ".join(
                     f"{k} {entry[k][-1]['accuracy']:.4f}" for k in COLUMNS if entry[k]), flush=True)
@@ -355,7 +365,8 @@ def main(argv: list[str] | None = None) -> dict:
                      "last epoch. MiniRocket: aeon's MiniRocketClassifier, default settings, kernels drawn with the "
                      "seed. Test split used once per run."),
         "recipes": {"timedrl": "timedrl-ucr", "supervised": "supervised-ucr", "recipe": {
-            "timedrl_recipe": RECIPE["recipe"], "ts2vec": TS2VEC["recipe"], "ts2vec_tokens": TS2VEC["recipe"]}[chosen],
+            "timedrl_recipe": RECIPE["recipe"], "ts2vec": TS2VEC["recipe"], "ts2vec_tokens": TS2VEC["recipe"],
+            "ts2vec_svm": TS2VEC["recipe"]}[chosen],
             "timedrl_recipe": RECIPE["recipe"], "ts2vec": TS2VEC["recipe"]},
         "recipe": {"chosen": chosen, "mean_cv_accuracy": mean_cv,
                    "chosen_by": "the higher mean (over sets, of the mean over seeds) probe CV accuracy on the "
@@ -367,6 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
                        "iterations": "200, or 600 when the training split holds > 100,000 values (the paper's rule); "
                                      "epochs = ceil(iterations / (training series // batch 8))"},
             "ts2vec_tokens": {"runs": "the ts2vec candidate's runs", **TS2VEC_TOKENS_PROBE},
+            "ts2vec_svm": {"runs": "the ts2vec candidate's runs", **TS2VEC_SVM_PROBE},
         },
         "reused": {"columns": args.reuse, "from": _relative(args.reuse_from) if args.reuse else None,
                    "rows_written_now": len(reused)},
@@ -398,13 +410,14 @@ def _seconds(d: dict, key: str, field: str) -> float:
 
 LABELS = {"minirocket": "MiniRocket", "recipe": "recipe", "untrained": "untrained", "ts2vec": "TS2Vec",
           "ts2vec_untrained": "TS2Vec untrained", "ts2vec_tokens": "TS2Vec mean+max",
-          "ts2vec_tokens_untrained": "TS2Vec mean+max untrained", "timedrl_recipe": "TimeDRL recipe",
+          "ts2vec_tokens_untrained": "TS2Vec mean+max untrained", "ts2vec_svm": "TS2Vec SVM",
+          "ts2vec_svm_untrained": "TS2Vec SVM untrained", "timedrl_recipe": "TimeDRL recipe",
           "timedrl_recipe_untrained": "TimeDRL recipe untrained", "timedrl": "TimeDRL ([CLS])",
           "supervised": "supervised"}
-TABLE = ("minirocket", "recipe", "untrained", "ts2vec", "ts2vec_untrained", "ts2vec_tokens", "timedrl_recipe",
-         "timedrl_recipe_untrained", "timedrl", "supervised")
+TABLE = ("minirocket", "recipe", "untrained", "ts2vec", "ts2vec_untrained", "ts2vec_tokens", "ts2vec_svm",
+         "ts2vec_svm_untrained", "timedrl_recipe", "timedrl_recipe_untrained", "timedrl", "supervised")
 CANDIDATE_NAMES = {"timedrl_recipe": "the TimeDRL recipe", "ts2vec": "TS2Vec (max over time)",
-                   "ts2vec_tokens": "TS2Vec (mean+max over time)"}
+                   "ts2vec_tokens": "TS2Vec (mean+max over time)", "ts2vec_svm": "TS2Vec (RBF-SVM probe)"}
 
 
 def markdown(r: dict) -> str:
@@ -440,12 +453,14 @@ def markdown(r: dict) -> str:
         + "); **untrained**: its encoder at initialisation under its probe. **TS2Vec**: `ts2vec-ucr` (dilated "
         "convolutions, hierarchical contrastive loss over two overlapping crops, the weight average of all steps), "
         "linear probe on the series representation (maximum over time; `invlab evaluate RUN --protocol classify`); "
-        "**TS2Vec mean+max**: the same runs, the probe reads mean and max over time (`--features tokens`). "
+        "**TS2Vec mean+max**: the same runs, the probe reads mean and max over time (`--features tokens`); "
+        "**TS2Vec SVM**: the same runs and representation, an RBF-kernel SVM as the probe (`--classifier svm`, "
+        "the classifier of TS2Vec's paper; C from 1e-4..1e4 by the same cross-validation). "
         f"**TimeDRL recipe**: TimeDRL pretrained as `{tdr['recipe']}` (variant `{tdr['variant']}`), the probe reads "
         f"{reads} (`--features {tdr['features']}" + (" --level-scale" if tdr["level_scale"] else "") + "`), chosen by "
         "`timedrl_ucr_ablation.py` on training-split CV. **TimeDRL**: linear probe on frozen [CLS]. **Supervised**: "
-        "TimeDRL's encoder trained end to end, last epoch. Every probe: logistic regression, C by cross-validation "
-        f"on the training split. **MiniRocket**: aeon's `{r['minirocket']['estimator'].rsplit('.', 1)[-1]}` (its "
+        "TimeDRL's encoder trained end to end, last epoch. Every other probe: logistic regression, C by "
+        f"cross-validation on the training split. **MiniRocket**: aeon's `{r['minirocket']['estimator'].rsplit('.', 1)[-1]}` (its "
         "MiniRocket transform handles multivariate sets), default settings, kernels drawn with the seed. Seconds: "
         "mean per run, one thread; MiniRocket fit + predict (numba compilation, "
         f"{r['minirocket']['compile_seconds']:.0f} s once, excluded); pretraining otherwise.",

@@ -100,6 +100,10 @@ def test_pretrain_and_classify_gunpoint_with_ts2vec(tmp_path, capsys):
     from invlab.runs.evaluate_run import evaluate
     rich = evaluate(run, "classify", progress=False, include_init=True, features="tokens")
     assert rich["probe"]["feature_dim"] == 32 and "untrained" in rich
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--protocol", "classify", "--classifier", "svm", "--no-progress"]) == 0
+    assert "RBF-SVM probe on the instance embedding (16 features" in capsys.readouterr().out
+    assert json.loads((run / "eval_classify.json").read_text())["probe"]["classifier"] == "svm"
     assert main(["evaluate", str(run), "--protocol", "classify", "--features", "all", "--no-progress"]) != 0
     assert "has no instance token; use instance or tokens" in capsys.readouterr().err
 
