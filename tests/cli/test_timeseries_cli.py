@@ -79,3 +79,51 @@ def test_dataset_override_and_errors(tmp_path, capsys):
     assert "is not shipped with aeon" in capsys.readouterr().err
     assert main(["pretrain", "--recipe", "timedrl-etth1", "--out", str(tmp_path / "e"), "--no-progress"]) == 2
     assert "data.root is not set" in capsys.readouterr().err
+
+
+TINY_TS2VEC = ["model.hidden_dim=8", "model.output_dim=16", "model.depth=2", "trainer.max_epochs=2"]
+
+
+@pytest.mark.slow
+def test_pretrain_and_classify_gunpoint_with_ts2vec(tmp_path, capsys):
+    run = tmp_path / "ts2vec"
+    assert main(["pretrain", "--recipe", "ts2vec-ucr", "data.dataset=GunPoint", *TINY_TS2VEC, "--out", str(run),
+                 "--no-progress"]) == 0
+    meta = json.loads((run / "encoder.json").read_text())
+    assert meta["backbone"]["arch"] == "ts2vec_encoder" and meta["feature_dim"] == 16 and "num_patches" not in meta
+    assert (run / "snapshots" / "epoch000.safetensors").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--protocol", "classify", "--no-progress"]) == 0
+    assert "classify GunPoint (50 train / 150 test series, 2 classes)" in capsys.readouterr().out
+    result = json.loads((run / "eval_classify.json").read_text())
+    assert result["probe"]["feature_dim"] == 16 and 0.5 <= result["accuracy"] <= 1.0  # max over time, 2 classes
+    from invlab.runs.evaluate_run import evaluate
+    rich = evaluate(run, "classify", progress=False, include_init=True, features="tokens")
+    assert rich["probe"]["feature_dim"] == 32 and "untrained" in rich
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--protocol", "classify", "--classifier", "svm", "--no-progress"]) == 0
+    assert "RBF-SVM probe on the instance embedding (16 features" in capsys.readouterr().out
+    assert json.loads((run / "eval_classify.json").read_text())["probe"]["classifier"] == "svm"
+    assert main(["evaluate", str(run), "--protocol", "classify", "--features", "all", "--no-progress"]) != 0
+    assert "has no instance token; use instance or tokens" in capsys.readouterr().err
+
+
+def test_ts2vec_recipe_errors(tmp_path, capsys):
+    assert main(["pretrain", "--recipe", "ts2vec-ucr", "model.backbone=patch_transformer", "--dry-run"]) == 2
+    assert "set model.backbone=dilated_conv" in capsys.readouterr().err
+    assert main(["pretrain", "--recipe", "timedrl-ucr", "model.backbone=dilated_conv", "--dry-run"]) == 2
+    assert "set model.backbone=patch_transformer" in capsys.readouterr().err
+    assert main(["pretrain", "--recipe", "ts2vec-ucr", "params.max_train_length=1", "--dry-run"]) == 2
+    assert "'params.max_train_length' must be >= 2" in capsys.readouterr().err
+    assert main(["pretrain", "--recipe", "ts2vec-ucr", "model.depth=-1", "--dry-run"]) == 2
+    assert "'model.depth' must be >= 0" in capsys.readouterr().err
+
+
+def test_ts2vec_refuses_series_shorter_than_its_crops(tmp_path, capsys):
+    train, test = tmp_path / "Tiny_TRAIN.tsv", tmp_path / "Tiny_TEST.tsv"
+    train.write_text("".join(f"{i % 2}\t{i * 0.1}\n" for i in range(8)))  # series of one step
+    test.write_text("0\t0.5\n1\t0.7\n")
+    rc = main(["pretrain", "--recipe", "ts2vec-ucr", f"data.train_file={train}", f"data.test_file={test}",
+               *TINY_TS2VEC, "--out", str(tmp_path / "r"), "--no-progress"])
+    assert rc != 0
+    assert "the training series have 1 step(s), fewer than the shortest crop TS2Vec draws" in capsys.readouterr().err

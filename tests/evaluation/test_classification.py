@@ -35,6 +35,22 @@ def test_test_split_never_influences_the_choice():
     assert a.c == b.c and a.cv_accuracy == b.cv_accuracy
 
 
+def test_svm_probe_separates_what_a_linear_probe_cannot():
+    rng = np.random.default_rng(6)
+    def rings(n):  # class = inside or outside the unit circle: not linearly separable
+        x = rng.normal(size=(n, 2)) * 1.2
+        return x, (np.linalg.norm(x, axis=1) > 1.0).astype(int)
+    (tx, ty), (qx, qy) = rings(120), rings(200)
+    svm = logistic_probe(tx, ty, qx, qy, classifier="svm")
+    linear = logistic_probe(tx, ty, qx, qy)
+    assert svm.accuracy > 0.85 and svm.accuracy > linear.accuracy + 0.1
+    assert set(svm.cv_accuracy) == {1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4}
+    shuffled = logistic_probe(tx, ty, qx[::-1], qy[::-1], classifier="svm")  # test never influences the choice
+    assert shuffled.c == svm.c and shuffled.cv_accuracy == svm.cv_accuracy
+    with pytest.raises(ValueError, match="probe classifier must be one of logistic, svm"):
+        logistic_probe(tx, ty, qx, qy, classifier="forest")
+
+
 def test_few_samples_per_class_reduce_or_skip_cv():
     tx, ty = _blobs(9, 4)  # three per class
     qx, qy = _blobs(30, 5)

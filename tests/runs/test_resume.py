@@ -19,6 +19,8 @@ pytestmark = pytest.mark.slow
 SERIES = ["trainer.max_epochs=3", "trainer.log_every_n_steps=2", "trainer.enable_progress_bar=false",
           "model.d_model=16", "model.n_heads=2", "model.n_layers=1"]
 UCR = [*SERIES, "data.batch_size=8"]  # GunPoint: 50 training series, 6 batches per epoch
+TS2VEC = ["trainer.max_epochs=3", "trainer.log_every_n_steps=2", "trainer.enable_progress_bar=false",
+          "model.hidden_dim=8", "model.output_dim=16", "model.depth=2", "data.batch_size=8"]  # GunPoint: 6 batches
 IMAGES = ["trainer.max_epochs=3", "trainer.log_every_n_steps=2", "trainer.enable_progress_bar=false",
           "trainer.check_val_every_n_epoch=1", "model.width=4", "model.projector.hidden=[32]",
           "model.projector.out=16", "monitor.knn_k=20", "data.batch_size=256"]  # 1347 digits: 5 batches
@@ -33,12 +35,13 @@ def _ett(csv) -> list[str]:  # 90 windows of ETTh1's training months, 5 batches;
     ("simclr-digits", 5, 1),
     ("supervised-ucr", 6, 1),
     ("timedrl-etth1", 5, 1),
+    ("ts2vec-ucr", 6, 1),  # crops, masks and the weight average resume exactly
     # time series on 2 gloo processes (the image case: tests/runs/test_distributed_runs.py)
     pytest.param("timedrl-etth1", 5, 2, marks=pytest.mark.ddp),
 ])
 def test_sigkill_right_after_a_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, recipe, steps_per_epoch,
                                                                                  processes, request):
-    overrides = {"simclr-digits": IMAGES, "supervised-ucr": UCR}.get(recipe)
+    overrides = {"simclr-digits": IMAGES, "supervised-ucr": UCR, "ts2vec-ucr": TS2VEC}.get(recipe)
     overrides = overrides or _ett(request.getfixturevalue("etth1_csv"))
     if processes > 1:
         overrides = [*overrides, "trainer.accelerator=cpu", f"trainer.devices={processes}", "trainer.strategy=ddp"]
@@ -63,7 +66,7 @@ def test_sigkill_right_after_a_checkpoint_then_resume_equals_an_uninterrupted_ru
         resumed = cli("pretrain", "--resume", str(killed), "--no-progress", cwd=tmp_path)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         same_files(killed, reference, "*.safetensors")
-        if recipe.startswith("timedrl"):
+        if recipe.startswith(("timedrl", "ts2vec")):
             same_files(killed, reference, "snapshots/*.safetensors")
         assert (killed / "metrics.csv").read_text() == (reference / "metrics.csv").read_text(), kill_step
         summary = json.loads((killed / "summary.json").read_text())

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--features", choices=["instance", "tokens", "all"],
                    help="classify: what the probe reads: instance ([CLS], default; D features), tokens (mean and max "
                         "over the patch tokens; 2D) or all (both; 3D)")
+    e.add_argument("--classifier", choices=["logistic", "svm"],
+                   help="classify: the probe: logistic regression (default) or an RBF-kernel SVM (TS2Vec's "
+                        "evaluation); C by cross-validation on the training split either way")
     e.add_argument("--level-scale", action="store_true",
                    help="classify: also give the probe each series' per-channel mean and log std (2C features), "
                         "which instance normalisation removes")
@@ -243,7 +246,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overrides.append(("root", args.data_root))
     if args.train_subset:
         overrides.append(("train_subset", args.train_subset))
-    extra = {key: getattr(args, key) for key in ("horizons", "head", "features", "knn_backend")
+    extra = {key: getattr(args, key) for key in ("horizons", "head", "features", "classifier", "knn_backend")
              if getattr(args, key) is not None}
     if args.level_scale:
         extra["level_scale"] = True

@@ -16,9 +16,11 @@ computed from each series alone (no labels, no other series), so the test featur
 series never depend on the training split or on other test series.
 
 The probe is multinomial logistic regression on standardised features (statistics of the
-training split). Its inverse regularisation ``C`` is chosen by stratified k-fold
-cross-validation **inside the training split** (the validation folds); the test split is
-used once, for the final score. Accuracy and macro-F1 are reported.
+training split), or (``classifier="svm"``) a support-vector machine with an RBF kernel
+(``gamma="scale"``) on the raw features, the classifier TS2Vec's paper evaluates with. Its
+inverse regularisation ``C`` is chosen by stratified k-fold cross-validation **inside the
+training split** (the validation folds); the test split is used once, for the final score.
+Accuracy and macro-F1 are reported.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from invlab.seeding import bounded_seed
 
 __all__ = [
     "encode_series", "series_level_scale", "ProbeSelection", "logistic_probe", "classification_scores",
-    "DEFAULT_C_GRID", "PROBE_FEATURES",
+    "DEFAULT_C_GRID", "SVM_C_GRID", "PROBE_FEATURES", "PROBE_CLASSIFIERS",
 ]
 
 DEFAULT_C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+SVM_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)  # TS2Vec's grid (less its C = inf)
+PROBE_CLASSIFIERS = ("logistic", "svm")
 PROBE_FEATURES = ("instance", "tokens", "all")
 
 
@@ -56,7 +60,11 @@ def series_level_scale(x: Tensor, eps: float = 1e-5) -> Tensor:
 
 
 def _pool(encoder, tokens: Tensor, instance: str, features: str) -> Tensor:
-    """Tokens ``(B', 1 + T_p, D)`` -> probe features per series (see the module docstring)."""
+    """Tokens ``(B', 1 + T_p, D)`` -> probe features per series (see the module docstring).
+    An encoder without an instance token (TS2Vec: ``(B, T, D)``) pools its own (``encoder.pool``)."""
+    own = getattr(encoder, "pool", None)
+    if own is not None:
+        return own(tokens, features)
     parts = []
     if features in ("instance", "all"):
         parts.append(encoder.instance_embedding(tokens, instance))
@@ -112,12 +120,16 @@ class ProbeSelection:
     train_accuracy: float = 0.0
 
 
-def _fit(train_x: np.ndarray, train_y: np.ndarray, c: float, seed: int):
+def _fit(train_x: np.ndarray, train_y: np.ndarray, c: float, seed: int, classifier: str = "logistic"):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=bounded_seed(seed)))
+    if classifier == "svm":
+        model = SVC(C=c, kernel="rbf", gamma="scale", random_state=bounded_seed(seed))
+    else:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=bounded_seed(seed)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings at extreme C are expected in a grid
         model.fit(train_x, train_y)
@@ -126,13 +138,18 @@ def _fit(train_x: np.ndarray, train_y: np.ndarray, c: float, seed: int):
 
 def logistic_probe(
     train_x: Tensor | np.ndarray, train_y: Tensor | np.ndarray, test_x: Tensor | np.ndarray, test_y: Tensor | np.ndarray,
-    grid: Sequence[float] = DEFAULT_C_GRID, folds: int = 5, seed: int = 0,
+    grid: Sequence[float] | None = None, folds: int = 5, seed: int = 0, classifier: str = "logistic",
 ) -> ProbeSelection:
     """Select ``C`` by stratified ``folds``-fold CV on the training split (fewer folds when
     a class has fewer samples; no selection, ``C = 1``, when a class has a single sample),
-    refit on the whole training split and score the test split once."""
+    refit on the whole training split and score the test split once. ``classifier``:
+    ``"logistic"`` (grid ``DEFAULT_C_GRID``) or ``"svm"`` (RBF kernel, grid ``SVM_C_GRID``)."""
     from sklearn.model_selection import StratifiedKFold
 
+    if classifier not in PROBE_CLASSIFIERS:
+        raise ValueError(f"probe classifier must be one of {', '.join(PROBE_CLASSIFIERS)}, got {classifier!r}")
+    if grid is None:
+        grid = SVM_C_GRID if classifier == "svm" else DEFAULT_C_GRID
     train_x, test_x = np.asarray(train_x, dtype=np.float64), np.asarray(test_x, dtype=np.float64)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
@@ -147,13 +164,13 @@ def logistic_probe(
         for c in grid:
             correct = 0
             for fit_idx, held_idx in splitter.split(train_x, train_y):
-                model = _fit(train_x[fit_idx], train_y[fit_idx], c, seed)
+                model = _fit(train_x[fit_idx], train_y[fit_idx], c, seed, classifier)
                 correct += int((model.predict(train_x[held_idx]) == train_y[held_idx]).sum())
             cv[float(c)] = correct / len(train_y)
         best = max(cv, key=lambda c: (cv[c], -abs(np.log10(c))))  # ties: the C closest to 1
     else:
         best = 1.0
-    model = _fit(train_x, train_y, best, seed)
+    model = _fit(train_x, train_y, best, seed, classifier)
     scores = classification_scores(model.predict(test_x), test_y)
     train_acc = float((model.predict(train_x) == train_y).mean())
     return ProbeSelection(scores["accuracy"], scores["macro_f1"], best, k if k >= 2 else 0, cv, train_acc)

@@ -23,6 +23,7 @@ from invlab.methods import (
     supervised,
     supervised_timeseries,
     timedrl,
+    ts2vec,
 )
 from invlab.methods.spec import MethodSpec
 
@@ -37,6 +38,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
     *instaaug.SPECS,
     timedrl.SPEC,
     supervised_timeseries.SPEC,
+    ts2vec.SPEC,
     invariance_propagation.SPEC,
     *hdc.SPECS,
 )

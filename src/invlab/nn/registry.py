@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from invlab.nn.dilated_conv import TS2VecEncoder
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.nn.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from invlab.nn.video_resnet import VideoResNet, r2plus1d_18, r3d_18
@@ -18,6 +19,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet34": resnet34,
     "resnet50": resnet50,
     "patch_transformer": PatchTransformer,  # time series (TimeDRL)
+    "ts2vec_encoder": TS2VecEncoder,  # time series (TS2Vec's dilated convolutions)
     "r3d_18": r3d_18,  # video (N, C, T, H, W)
     "r2plus1d_18": r2plus1d_18,
     "video_resnet": VideoResNet,

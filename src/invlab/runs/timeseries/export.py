@@ -20,14 +20,20 @@ from invlab.runs.encoders import encoder_meta, export_encoder, load_exported_enc
 __all__ = ["export_series_encoder", "EncoderSnapshots", "load_series_encoder"]
 
 
+def _patches(encoder: torch.nn.Module) -> dict[str, Any]:
+    """``num_patches`` for a patch Transformer; nothing for encoders without patches (TS2Vec)."""
+    n = getattr(encoder, "num_patches", None)
+    return {} if n is None else {"num_patches": n}
+
+
 def _series_meta(encoder: PatchTransformer, **extra: Any) -> dict[str, Any]:
-    return encoder_meta(encoder, modality="timeseries", num_patches=encoder.num_patches, **extra)
+    return encoder_meta(encoder, modality="timeseries", **_patches(encoder), **extra)
 
 
 def export_series_encoder(encoder: PatchTransformer, folder: str | Path, classifier: torch.nn.Module | None = None,
                           **extra: Any) -> Path:
     """Write ``encoder.safetensors`` + ``encoder.json`` (and ``classifier.safetensors``)."""
-    return export_encoder(encoder, folder, classifier, modality="timeseries", num_patches=encoder.num_patches, **extra)
+    return export_encoder(encoder, folder, classifier, modality="timeseries", **_patches(encoder), **extra)
 
 
 class EncoderSnapshots(L.Callback):

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from invlab.data.timeseries import ForecastSeries, LabelledSeries, WindowDataset, window_starts
 from invlab.errors import CheckpointError, ConfigError
 from invlab.evaluation.classification import (
+    PROBE_CLASSIFIERS,
     PROBE_FEATURES,
     classification_scores,
     encode_series,
@@ -197,9 +198,11 @@ def _forecast_table(result: dict[str, Any], horizons: list[int]) -> str:
 
 def classify_protocol(model, cfg, folds: int = 5, batch_size: int | None = None, progress: bool = True,
                       features: str = "instance", level_scale: bool = False, include_init: bool = False,
-                      **_: Any) -> dict[str, Any]:
+                      classifier: str = "logistic", **_: Any) -> dict[str, Any]:
     """Linear probe (logistic regression, ``C`` by CV on the training split) on the frozen
-    encoder; supervised runs also report their own trained classifier.
+    encoder; supervised runs also report their own trained classifier. ``classifier="svm"``
+    probes with an RBF support-vector machine instead (TS2Vec's evaluation), ``C`` chosen
+    the same way.
 
     ``features``: what the probe reads: ``"instance"`` (the method's instance embedding,
     [CLS]; ``(N, D)``), ``"tokens"`` (mean and max over the patch tokens; ``(N, 2D)``) or
@@ -210,22 +213,28 @@ def classify_protocol(model, cfg, folds: int = 5, batch_size: int | None = None,
     if is_forecasting(cfg):
         raise ConfigError("the classify protocol needs labelled data (data.name=ucr); use --protocol forecast")
     choice("features", features, PROBE_FEATURES)
+    choice("classifier", classifier, PROBE_CLASSIFIERS)
     t0 = time.perf_counter()
     train, test = load_labelled_data(cfg)
     encoder, meta = load_series_encoder(model)
     if encoder.in_channels != train.channels or encoder.seq_len != train.length:
         raise ConfigError(f"the encoder expects series ({encoder.in_channels}, {encoder.seq_len}), "
                           f"{train.name} has ({train.channels}, {train.length})")
+    readable = getattr(encoder, "pool_features", PROBE_FEATURES)
+    if features not in readable:
+        raise ConfigError(f"--features {features}: the {meta['backbone'].get('arch')} encoder has no instance token; "
+                          f"use {' or '.join(readable)}")
     instance = getattr(cfg.params, "instance", "cls")
     bs = batch_size or cfg.data.eval_batch_size
 
     def probe_on(enc) -> dict[str, Any]:
         tx = encode_series(enc, train.x, bs, instance, progress, features, level_scale)
         qx = encode_series(enc, test.x, bs, instance, progress, features, level_scale)
-        probe = logistic_probe(tx, train.y, qx, test.y, folds=folds, seed=cfg.seed)
+        probe = logistic_probe(tx, train.y, qx, test.y, folds=folds, seed=cfg.seed, classifier=classifier)
         return {"accuracy": probe.accuracy, "macro_f1": probe.macro_f1, "C": probe.c, "cv_folds": probe.folds,
                 "cv_accuracy": probe.cv_accuracy, "train_accuracy": probe.train_accuracy,
-                "features": features, "level_scale": level_scale, "feature_dim": int(tx.shape[1])}
+                "features": features, "level_scale": level_scale, "classifier": classifier,
+                "feature_dim": int(tx.shape[1])}
 
     result: dict[str, Any] = {
         "data": train.name, "train_size": len(train), "test_size": len(test), "classes": len(train.classes),
@@ -271,7 +280,7 @@ def _classify_table(result: dict[str, Any]) -> str:
     reads += " + level/scale" if p["level_scale"] else ""
     lines = [f"classify {result['data']} ({result['train_size']} train / {result['test_size']} test series, "
              f"{result['classes']} classes)",
-             f"  linear probe on {reads} ({p['feature_dim']} features, C={p['C']:g} by {p['cv_folds']}-fold CV on "
+             f"  {'RBF-SVM' if p.get('classifier') == 'svm' else 'linear'} probe on {reads} ({p['feature_dim']} features, C={p['C']:g} by {p['cv_folds']}-fold CV on "
              f"train): accuracy {p['accuracy']:.4f}, macro-F1 {p['macro_f1']:.4f}"]
     if "untrained" in result:
         u = result["untrained"]

@@ -19,6 +19,7 @@ from invlab.methods.registry import METHODS
 from invlab.methods.spec import check_choice
 from invlab.methods.supervised_timeseries import SupervisedTimeSeriesParams
 from invlab.methods.timedrl import TimeDRLParams
+from invlab.nn.dilated_conv import TS2VecEncoder
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.transforms.registry import build_pipeline
 
@@ -55,6 +56,10 @@ class TimeSeriesData:
 
 @dataclass
 class TimeSeriesModel:
+    backbone: str = "patch_transformer"  # patch_transformer (TimeDRL, supervised_ts) | dilated_conv (TS2Vec)
+    hidden_dim: int = 64  # dilated_conv: width of the blocks
+    output_dim: int = 320  # dilated_conv: width of the timestamp representations
+    depth: int = 10  # dilated_conv: blocks of width hidden_dim (one more maps to output_dim)
     patch_len: int = 16
     stride: int = 16
     d_model: int = 128
@@ -120,9 +125,14 @@ def validate(cfg) -> None:
                           "or give data.train_file and data.test_file")
     if d.seq_len is not None and d.seq_len < m.patch_len:
         raise ConfigError(f"recipe key 'data.seq_len' ({d.seq_len}) is shorter than 'model.patch_len' ({m.patch_len})")
-    for key in ("patch_len", "stride", "d_model", "n_heads", "n_layers", "kernel_size"):
+    choice("model.backbone", m.backbone, ("patch_transformer", "dilated_conv"))
+    if m.backbone != "patch_transformer" and cfg.method in ("timedrl", "supervised_ts"):
+        raise ConfigError(f"method {cfg.method} uses the patch Transformer: set model.backbone=patch_transformer")
+    for key in ("patch_len", "stride", "d_model", "n_heads", "n_layers", "kernel_size", "hidden_dim", "output_dim"):
         if getattr(m, key) < 1:
             raise ConfigError(f"recipe key 'model.{key}' must be >= 1, got {getattr(m, key)}")
+    if m.depth < 0:
+        raise ConfigError(f"recipe key 'model.depth' must be >= 0, got {m.depth}")
     if m.d_model % m.n_heads:
         raise ConfigError(f"recipe key 'model.d_model' ({m.d_model}) must be divisible by 'model.n_heads' ({m.n_heads})")
     if m.d_model < 2:
@@ -201,8 +211,10 @@ def load_labelled_data(cfg) -> tuple[LabelledSeries, LabelledSeries]:
     return train, test
 
 
-def build_encoder(cfg, channels: int, seq_len: int) -> PatchTransformer:
+def build_encoder(cfg, channels: int, seq_len: int) -> PatchTransformer | TS2VecEncoder:
     m = cfg.model
+    if m.backbone == "dilated_conv":
+        return TS2VecEncoder(channels, seq_len, m.hidden_dim, m.output_dim, m.depth, m.kernel_size, m.dropout)
     ci = m.channel_independent if m.channel_independent is not None else is_forecasting(cfg)
     if seq_len < m.patch_len:
         raise ConfigError(f"the series have {seq_len} steps, fewer than model.patch_len={m.patch_len}")
