@@ -223,6 +223,22 @@ CANDIDATES: dict[str, dict] = {
 SELECTION_CRITERION = "mean over intra_only, inter_only, transitive of (arm - untrained) probe top-1 on val"
 
 
+# two-sided 5% critical values of Student's t by degrees of freedom (seeds - 1)
+T_CRIT = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+
+
+def _paired(diff: list[float]) -> str:
+    """``mean +- sd (higher in k of n seeds; paired t ...)`` for per-seed differences."""
+    dm, ds = _stats(diff)
+    n = len(diff)
+    text = f"{dm:+.3f} +- {ds:.3f} (higher in {sum(d > 0 for d in diff)} of {n} seeds"
+    if n > 1 and ds > 0:
+        t = dm / (ds / n**0.5)
+        crit = T_CRIT.get(n - 1, 2.0)
+        text += f"; paired t = {t:+.1f}, {'beyond' if abs(t) > crit else 'within'} seed noise at the two-sided 5% level"
+    return text + ")"
+
+
 def _stats(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -271,19 +287,13 @@ def markdown(res: dict, key: str) -> str:
     lines.append("")
     means = {arm: _stats(res[arm]) for arm in refs + ARMS}
     untrained = res["untrained"]
+    if key.startswith("previous"):
+        lines.append("- (Run before the fix that keeps both pair members' instances out of the negatives, with the "
+                     "projector shown above.)")
     for arm in ARMS:
-        diff = [a - b for a, b in zip(res[arm], untrained)]
-        dm, ds = _stats(diff)
-        lines.append(f"- {arm} minus untrained: {dm:+.3f} +- {ds:.3f} (higher in {sum(d > 0 for d in diff)} of "
-                     f"{len(diff)} seeds).")
-    t, i, e = (res[a] for a in ("transitive", "intra_only", "inter_only"))
-    for other, vals in (("intra_only", i), ("inter_only", e)):
-        diff = [a - b for a, b in zip(t, vals)]
-        dm, ds = _stats(diff)
-        beyond = "beyond" if len(diff) > 1 and abs(dm) > 2 * ds / len(diff) ** 0.5 else "within"
-        lines.append(f"- transitive minus {other}: {dm:+.3f} +- {ds:.3f} (transitive higher in "
-                     f"{sum(d > 0 for d in diff)} of {len(diff)} seeds; the mean difference is {beyond} two standard "
-                     "errors of the paired seed differences).")
+        lines.append(f"- {arm} minus untrained: {_paired([a - b for a, b in zip(res[arm], untrained)])}.")
+    for a_arm, b_arm in (("transitive", "intra_only"), ("transitive", "inter_only"), ("intra_only", "inter_only")):
+        lines.append(f"- {a_arm} minus {b_arm}: {_paired([a - b for a, b in zip(res[a_arm], res[b_arm])])}.")
     best = max(ARMS, key=lambda arm: means[arm][0])
     lines.append(f"- The best trained arm ({best}) is {means[best][0] - means['untrained'][0]:+.3f} relative to the "
                  f"untrained encoder; chance is {chance:.3f}.")
@@ -315,19 +325,32 @@ def selection_markdown(sel: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_block(args) -> dict:
+def run_block(args, on_seed=None) -> dict:
+    """Every seed of ``args``; ``on_seed(block so far)`` after each (partial results saved)."""
     load_before = os.getloadavg()
     per_seed = []
+    arms = ("untrained",) + (("supervised",) if args.supervised else ()) + ARMS
     for seed in args.seeds:
         per_seed.append(run_seed(seed, args))
         print(json.dumps(per_seed[-1]), flush=True)
-    arms = ("untrained",) + (("supervised",) if args.supervised else ()) + ARMS
-    return {
-        "seeds": args.seeds, "per_seed": per_seed,
-        **{arm: [r[arm] for r in per_seed] for arm in arms},
-        "config": {k: v for k, v in vars(args).items() if k not in ("out", "seeds", "key")},
-        "load_before": load_before, "load_after": os.getloadavg(),
-    }
+        block = {
+            "seeds": [r["seed"] for r in per_seed], "per_seed": per_seed,
+            **{arm: [r[arm] for r in per_seed] for arm in arms},
+            "config": {k: v for k, v in vars(args).items() if k not in ("out", "seeds", "key")},
+            "load_before": load_before, "load_after": os.getloadavg(),
+        }
+        if on_seed is not None:
+            on_seed(block)
+    return block
+
+
+def write_results(res: dict, out: Path) -> None:
+    (out / "transitive_tracks.json").write_text(json.dumps(res, indent=2) + "\n")
+    order = ["final"] + [k for k in res if k not in ("final", "selection")]
+    md = "\n".join(markdown(res[k], k) for k in order if isinstance(res.get(k), dict) and "per_seed" in res[k])
+    if "selection" in res:
+        md += "\n" + selection_markdown(res["selection"])
+    (out / "transitive_tracks.md").write_text(md)
 
 
 def main() -> None:
@@ -356,7 +379,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "transitive_tracks.json"
+    path = out / "transitive_tracks.json"  # read once: blocks of other keys are kept
     res = json.loads(path.read_text()) if path.exists() else {}
     if args.select:
         args.supervised = False  # a reference, not a criterion: not needed to choose
@@ -371,19 +394,16 @@ def main() -> None:
             res["selection"] = {"criterion": SELECTION_CRITERION, "split": "val (probe: two halves of val tracks)",
                                 "seeds": args.seeds, "candidates": candidates,
                                 "chosen": max(candidates, key=lambda n: candidates[n]["score"])}
-            path.write_text(json.dumps(res, indent=2) + "\n")  # resumable by eye: one candidate at a time
+            write_results(res, out)  # one candidate at a time
     else:
-        block = run_block(args)
-        res[args.key] = block
-        if args.key == "final":
-            res.update({arm: block[arm] for arm in ("untrained", "supervised") + ARMS if arm in block})
-        path.write_text(json.dumps(res, indent=2) + "\n")
-    order = ["final"] + [k for k in res if k not in ("final", "selection")]
-    md = "\n".join(markdown(res[k], k) for k in order if isinstance(res.get(k), dict) and "per_seed" in res[k])
-    if "selection" in res:
-        md += "\n" + selection_markdown(res["selection"])
-    (out / "transitive_tracks.md").write_text(md)
-    print(md)
+        def save(block: dict) -> None:
+            res[args.key] = block
+            if args.key == "final":
+                res.update({arm: block[arm] for arm in ("untrained", "supervised") + ARMS if arm in block})
+            write_results(res, out)
+
+        run_block(args, on_seed=save)
+    print((out / "transitive_tracks.md").read_text())
 
 
 if __name__ == "__main__":
