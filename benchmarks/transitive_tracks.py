@@ -38,6 +38,9 @@ goes to the ``selection`` block.
     python benchmarks/transitive_tracks.py --select --seeds 10
     python benchmarks/transitive_tracks.py --seeds 0 1 2 --key final
 
+A block is saved after every seed, and a rerun with more seeds and the same settings keeps
+the seeds already in it.
+
 Writes benchmarks/results/transitive_tracks.json and .md (sentences computed from the
 numbers). Runs on one thread.
 """
@@ -325,19 +328,30 @@ def selection_markdown(sel: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_block(args, on_seed=None) -> dict:
-    """Every seed of ``args``; ``on_seed(block so far)`` after each (partial results saved)."""
+def _config(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in ("out", "seeds", "key")}
+
+
+def run_block(args, on_seed=None, previous: dict | None = None) -> dict:
+    """Every seed of ``args``; ``on_seed(block so far)`` after each (partial results saved).
+    Seeds already in ``previous`` (a block of the same config) are kept, not rerun."""
     load_before = os.getloadavg()
+    done = {}
+    if previous is not None and previous.get("config") == _config(args):
+        done = {r["seed"]: r for r in previous["per_seed"]}
+        load_before = previous.get("load_before", load_before)
     per_seed = []
     arms = ("untrained",) + (("supervised",) if args.supervised else ()) + ARMS
     for seed in args.seeds:
-        per_seed.append(run_seed(seed, args))
-        print(json.dumps(per_seed[-1]), flush=True)
+        if seed in done:
+            per_seed.append(done[seed])
+        else:
+            per_seed.append(run_seed(seed, args))
+            print(json.dumps(per_seed[-1]), flush=True)
         block = {
             "seeds": [r["seed"] for r in per_seed], "per_seed": per_seed,
             **{arm: [r[arm] for r in per_seed] for arm in arms},
-            "config": {k: v for k, v in vars(args).items() if k not in ("out", "seeds", "key")},
-            "load_before": load_before, "load_after": os.getloadavg(),
+            "config": _config(args), "load_before": load_before, "load_after": os.getloadavg(),
         }
         if on_seed is not None:
             on_seed(block)
@@ -366,8 +380,8 @@ def main() -> None:
     parser.add_argument("--keep-fraction", type=float, default=0.5)
     parser.add_argument("--num-backgrounds", type=int, default=1, help="1: every instance on the same background")
     parser.add_argument("--object-scale", type=float, default=0.8)
-    parser.add_argument("--hue", type=float, default=0.1, help="colour jitter hue range of the views")
-    parser.add_argument("--grayscale", type=float, default=0.2, help="probability of a grey view")
+    parser.add_argument("--hue", type=float, default=0.5, help="colour jitter hue range of the views")
+    parser.add_argument("--grayscale", type=float, default=0.5, help="probability of a grey view")
     parser.add_argument("--projector-norm", choices=["batch", "none"], default="batch")
     parser.add_argument("--no-supervised", dest="supervised", action="store_false",
                         help="skip the supervised upper reference")
@@ -402,7 +416,7 @@ def main() -> None:
                 res.update({arm: block[arm] for arm in ("untrained", "supervised") + ARMS if arm in block})
             write_results(res, out)
 
-        run_block(args, on_seed=save)
+        run_block(args, on_seed=save, previous=res.get(args.key))
     print((out / "transitive_tracks.md").read_text())
 
 
