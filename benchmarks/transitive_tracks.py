@@ -414,6 +414,8 @@ def main() -> None:
             res[args.key] = block
             if args.key == "final":
                 res.update({arm: block[arm] for arm in ("untrained", "supervised") + ARMS if arm in block})
+                res["precision"] = {kind: [r["precision"][kind] for r in block["per_seed"]]
+                                    for kind in ("inter", "transitive")}  # same category, one value per seed
             write_results(res, out)
 
         run_block(args, on_seed=save, previous=res.get(args.key))
