@@ -18,10 +18,28 @@ Per seed:
 Every run has the same number of steps and batch size. Evaluation: a linear probe for the
 object category, trained on frames of held-out instances (the generator's ``val``
 split) and tested on frames of other held-out instances (``test`` split); an untrained
-encoder is the reference. Mined pairs are scored by precision: the fraction joining two
-frames of the same category (labels used for this measurement only).
+encoder is the lower reference and an encoder trained with category labels (cross-entropy,
+same views, steps and batch of images) the upper one. Mined pairs are scored by precision:
+the fraction joining two frames of the same category (labels used for this measurement
+only). ``embedding_cos``: the mean cosine between the embeddings of two different probe
+frames, a collapse check (1 = every frame maps to one point).
 
-    python benchmarks/transitive_tracks.py [--seeds 0 1 2] [--tracks 300] [--steps 150]
+The projector ends in BatchNorm by default (``--projector-norm batch``): with a plain linear
+head the Triplet-Siamese loss with hardest negatives collapsed on these tracks (every
+embedding within cosine ~0.98 of every other, the loss stuck at the margin; the
+``previous_*`` blocks of the results keep those runs).
+
+Protocol selection (``--select``): a fixed list of candidate settings (:data:`CANDIDATES`)
+is run on the ``val`` split only (probe trained on one half of the val tracks, tested on
+the other half; the test split is never read) and scored by the mean gain of the three
+trained arms over the untrained encoder, a criterion blind to which arm wins; the result
+goes to the ``selection`` block.
+
+    python benchmarks/transitive_tracks.py --select --seeds 10
+    python benchmarks/transitive_tracks.py --seeds 0 1 2 --key final
+
+A block is saved after every seed, and a rerun with more seeds and the same settings keeps
+the seeds already in it.
 
 Writes benchmarks/results/transitive_tracks.json and .md (sentences computed from the
 numbers). Runs on one thread.
@@ -78,16 +96,51 @@ def track_frames(num_tracks: int, num_frames: int, num_classes: int, split: str,
     return ImageArray(np.ascontiguousarray(frames), labels, source=f"controlled tracks ({split})"), torch.from_numpy(track)
 
 
-def build_method(seed: int, lr: float, steps: int) -> TransitiveInvariance:
+def build_method(seed: int, args) -> TransitiveInvariance:
     torch.manual_seed(seed)
     enc = Encoder(resnet18(width=8), [0.5] * 3, [0.25] * 3)
     # colour augmentation, so that matching two frames cannot rest on colour alone
-    pipe = Compose([RandomResizedCrop(32, scale=(0.5, 1.0)), RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p=0.8),
-                    Grayscale(p=0.2)])
+    pipe = Compose([RandomResizedCrop(32, scale=(0.5, 1.0)), RandomApply(ColorJitter(0.4, 0.4, 0.4, args.hue), p=0.8),
+                    Grayscale(p=args.grayscale)])
     views = MultiViewSampler(pipe, num_views=1)
-    optim = OptimSpec(name="sgd", lr=lr, momentum=0.9, weight_decay=5e-4, warmup_epochs=0)
-    return TransitiveInvariance(enc, views, projector=HeadSpec([], 64), margin=0.5, num_negatives=4,
-                                optim=optim, seed=seed)
+    optim = OptimSpec(name="sgd", lr=args.lr, momentum=0.9, weight_decay=5e-4, warmup_epochs=0)
+    # a BatchNorm at the end of the projector centres the embeddings: without it the
+    # hardest-negative ranking loss collapsed here (see the module docstring)
+    return TransitiveInvariance(enc, views, projector=HeadSpec([], 64, last_norm=args.projector_norm), margin=0.5,
+                                num_negatives=4, optim=optim, seed=seed)
+
+
+def train_supervised(method: TransitiveInvariance, data: ImageArray, steps: int, batch: int, lr: float,
+                     seed: int) -> float:
+    """Upper reference: the same encoder and views trained with the category labels
+    (cross-entropy through a linear head), ``steps`` steps of ``2 * batch`` frames (the
+    images a pair batch holds)."""
+    enc = method.encoder
+    head = torch.nn.Linear(enc.feature_dim, int(data.labels.max()) + 1)
+    opt = torch.optim.SGD([*enc.parameters(), *head.parameters()], lr=lr, momentum=0.9, weight_decay=5e-4)
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.from_numpy(data.labels)
+    enc.train()
+    t = time.perf_counter()
+    for _ in range(steps):
+        idx = torch.randint(len(data), (2 * batch,), generator=g)
+        x = torch.from_numpy(data.images[idx.numpy()]).float().div_(255.0)
+        loss = torch.nn.functional.cross_entropy(head(enc(method.views(x, g)[0].x)), labels[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t
+
+
+@torch.no_grad()
+def embedding_cos(method: TransitiveInvariance, data: ImageArray, n: int = 512) -> float:
+    """Mean cosine between the embeddings of two different frames (collapse check)."""
+    method.eval()
+    x = torch.from_numpy(data.images[:n]).float().div_(255.0)
+    z = torch.nn.functional.normalize(method.projector(method.encoder(x)), dim=1)
+    sim = z @ z.T
+    m = len(z)
+    return float((sim.sum() - sim.diagonal().sum()) / (m * (m - 1)))
 
 
 def train(method, data: ImageArray, pairs: torch.Tensor, track: torch.Tensor, steps: int, batch: int, seed: int) -> float:
@@ -113,19 +166,37 @@ def precision(pairs: torch.Tensor, labels: np.ndarray) -> float | None:
     return float((lab[pairs[:, 0]] == lab[pairs[:, 1]]).float().mean())
 
 
+def probe_sets(args, seed: int, world: dict) -> tuple[ImageArray, ImageArray]:
+    """Probe training and test frames: val and test tracks, or (``--select``) the two
+    halves of ``2 * probe_tracks`` val tracks, so that selection never reads the test split."""
+    if not args.select:
+        probe_train, _ = track_frames(args.probe_tracks, args.frames, args.classes, "val", seed, **world)
+        probe_test, _ = track_frames(args.probe_tracks, args.frames, args.classes, "test", seed, **world)
+        return probe_train, probe_test
+    val, _ = track_frames(2 * args.probe_tracks, args.frames, args.classes, "val", seed, **world)
+    half = args.probe_tracks * args.frames
+    return val.select(np.arange(half)), val.select(np.arange(half, len(val)))
+
+
 def run_seed(seed: int, args) -> dict:
     world = {"num_backgrounds": args.num_backgrounds, "object_scale": args.object_scale}
     train_data, track = track_frames(args.tracks, args.frames, args.classes, "train", seed, **world)
-    probe_train, _ = track_frames(args.probe_tracks, args.frames, args.classes, "val", seed, **world)
-    probe_test, _ = track_frames(args.probe_tracks, args.frames, args.classes, "test", seed, **world)
-    out: dict = {"seed": seed}
-    untrained = build_method(seed, args.lr, args.steps)
+    probe_train, probe_test = probe_sets(args, seed, world)
+    out: dict = {"seed": seed, "embedding_cos": {}}
+    untrained = build_method(seed, args)
     out["untrained"] = probe(untrained.encoder, probe_train, probe_test, args.classes, seed)
+    out["embedding_cos"]["untrained"] = embedding_cos(untrained, probe_train)
+    out["train_s"] = {}
+    if args.supervised:
+        sup = build_method(seed, args)
+        out["train_s"]["supervised"] = train_supervised(sup, train_data, args.steps, args.batch, args.lr, seed)
+        out["supervised"] = probe(sup.encoder, probe_train, probe_test, args.classes, seed)
     # 1. intra-only; its features are the feature space of the inter edges
-    intra_method = build_method(seed, args.lr, args.steps)
+    intra_method = build_method(seed, args)
     graph0 = mine_pairs(torch.zeros(len(track), 1), track, ["intra"])
-    out["train_s"] = {"intra_only": train(intra_method, train_data, graph0["intra"], track, args.steps, args.batch, seed)}
+    out["train_s"]["intra_only"] = train(intra_method, train_data, graph0["intra"], track, args.steps, args.batch, seed)
     out["intra_only"] = probe(intra_method.encoder, probe_train, probe_test, args.classes, seed)
+    out["embedding_cos"]["intra_only"] = embedding_cos(intra_method, probe_train)
     feats, _ = extract_features(intra_method.encoder, train_data, show_progress=False)
     candidates = inter_instance_edges(feats, track, k=1)
     f = torch.nn.functional.normalize(feats, dim=1)
@@ -137,63 +208,101 @@ def run_seed(seed: int, args) -> dict:
     out["inter_threshold"] = threshold
     # 2. and 3. from scratch on the other edge sets, same budget
     for arm in ("inter_only", "transitive"):
-        method = build_method(seed, args.lr, args.steps)
+        method = build_method(seed, args)
         pairs = mine_pairs(feats, track, KINDS[arm], k=1, threshold=threshold)["pairs"]
         out["train_s"][arm] = train(method, train_data, pairs, track, args.steps, args.batch, seed)
         out[arm] = probe(method.encoder, probe_train, probe_test, args.classes, seed)
+        out["embedding_cos"][arm] = embedding_cos(method, probe_train)
     return out
+
+
+CANDIDATES: dict[str, dict] = {
+    # world (backgrounds, object scale) x colour augmentation; BatchNorm-ended projector, 300 steps
+    "one_background_scale08_hue01": {"num_backgrounds": 1, "object_scale": 0.8, "hue": 0.1, "grayscale": 0.2},
+    "one_background_scale08_hue05": {"num_backgrounds": 1, "object_scale": 0.8, "hue": 0.5, "grayscale": 0.5},
+    "photo_backgrounds_scale05_hue01": {"num_backgrounds": 867, "object_scale": 0.5, "hue": 0.1, "grayscale": 0.2},
+    "photo_backgrounds_scale05_hue05": {"num_backgrounds": 867, "object_scale": 0.5, "hue": 0.5, "grayscale": 0.5},
+}
+SELECTION_CRITERION = "mean over intra_only, inter_only, transitive of (arm - untrained) probe top-1 on val"
+
+
+# two-sided 5% critical values of Student's t by degrees of freedom (seeds - 1)
+T_CRIT = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+
+
+def _paired(diff: list[float]) -> str:
+    """``mean +- sd (higher in k of n seeds; paired t ...)`` for per-seed differences."""
+    dm, ds = _stats(diff)
+    n = len(diff)
+    text = f"{dm:+.3f} +- {ds:.3f} (higher in {sum(d > 0 for d in diff)} of {n} seeds"
+    if n > 1 and ds > 0:
+        t = dm / (ds / n**0.5)
+        crit = T_CRIT.get(n - 1, 2.0)
+        text += f"; paired t = {t:+.1f}, {'beyond' if abs(t) > crit else 'within'} seed noise at the two-sided 5% level"
+    return text + ")"
 
 
 def _stats(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _config_line(cfg: dict) -> str:
+    norm = cfg.get("projector_norm", "none")
+    return (
+        f"{cfg['tracks']} training tracks x {cfg['frames']} frames, {cfg['classes']} categories, "
+        f"{cfg['num_backgrounds']} background crops, object scale {cfg['object_scale']}; ResNet-18/8, projector linear"
+        f"{' + BatchNorm' if norm == 'batch' else ''}, Triplet-Siamese (margin 0.5, 4 negatives: 2 hardest + 2 random; "
+        f"views: crop 0.5-1, colour jitter hue {cfg.get('hue', 0.1)}, grayscale p {cfg.get('grayscale', 0.2)}), "
+        f"{cfg['steps']} steps of {cfg['batch']} pairs per arm, SGD lr {cfg['lr']}; inter edges: nearest frame of "
+        f"another track in the intra-only encoder's features, the most similar {cfg['keep_fraction']:.0%} kept"
+    )
+
+
 def markdown(res: dict, key: str) -> str:
     seeds = res["seeds"]
+    cfg = res["config"]
+    probe_desc = ("halves of the val tracks (selection)" if cfg.get("select") else
+                  f"{cfg['probe_tracks']} val tracks to train it, {cfg['probe_tracks']} test tracks to test")
     lines = [
         f"# Transitive Invariance on controlled object tracks ({key})",
         "",
-        f"{res['config']['tracks']} training tracks x {res['config']['frames']} frames, {res['config']['classes']} categories, "
-        f"{res['config']['num_backgrounds']} background crops, object scale {res['config']['object_scale']}; "
-        f"ResNet-18/8, Triplet-Siamese (margin 0.5, 4 negatives: 2 hardest + 2 random; views: crop 0.5-1, colour jitter, "
-        f"grayscale), {res['config']['steps']} steps "
-        f"of {res['config']['batch']} pairs per arm; linear probe for the category on frames of held-out instances "
-        f"({res['config']['probe_tracks']} tracks to train it, {res['config']['probe_tracks']} other tracks to test). "
+        f"{_config_line(cfg)}; linear probe for the category on frames of held-out instances ({probe_desc}). "
         f"{len(seeds)} seeds.",
         "",
-        "| training edges | probe top-1 (mean +- sd) | per seed |",
-        "|---|---|---|",
+        "| training edges | probe top-1 (mean +- sd) | per seed | embedding cosine (collapse: 1) |",
+        "|---|---|---|---|",
     ]
-    for arm in ("untrained",) + ARMS:
+    refs = ("untrained",) + (("supervised",) if "supervised" in res else ())
+    for arm in refs + ARMS:
         vals = res[arm]
         m, s = _stats(vals)
-        lines.append(f"| {arm} | {m:.3f} +- {s:.3f} | {', '.join(f'{v:.3f}' for v in vals)} |")
+        cos = [r.get("embedding_cos", {}).get(arm) for r in res["per_seed"]]
+        cos_txt = f"{statistics.mean(cos):.3f}" if all(c is not None for c in cos) else "-"
+        name = "supervised (upper reference, labels)" if arm == "supervised" else arm
+        lines.append(f"| {name} | {m:.3f} +- {s:.3f} | {', '.join(f'{v:.3f}' for v in vals)} | {cos_txt} |")
     lines += ["", "| mined pairs | count (mean) | precision: same category (mean +- sd) |", "|---|---|---|"]
     for kind in ("intra", "inter", "transitive"):
         counts = [r["edges"][kind] for r in res["per_seed"]]
         precs = [r["precision"][kind] for r in res["per_seed"] if r["precision"][kind] is not None]
         pm, ps = _stats(precs) if precs else (float("nan"), 0.0)
         lines.append(f"| {kind} | {statistics.mean(counts):.0f} | {pm:.3f} +- {ps:.3f} |")
-    chance = 1.0 / res["config"]["classes"]
+    chance = 1.0 / cfg["classes"]
     lines.append("")
-    t, i, e = (res[a] for a in ("transitive", "intra_only", "inter_only"))
-    wins_i = sum(a > b for a, b in zip(t, i))
-    wins_e = sum(a > b for a, b in zip(t, e))
-    lines.append(
-        f"- transitive minus intra-only: {_stats([a - b for a, b in zip(t, i)])[0]:+.3f} "
-        f"(transitive higher in {wins_i} of {len(t)} seeds); transitive minus inter-only: "
-        f"{_stats([a - b for a, b in zip(t, e)])[0]:+.3f} (higher in {wins_e} of {len(t)} seeds)."
-    )
-    means = {arm: _stats(res[arm]) for arm in ("untrained",) + ARMS}
-    gap = max(abs(m - chance) for m, _ in means.values())
-    sd = max(s for _, s in means.values())
-    verdict = ("no arm is distinguishable from chance at this budget" if gap < 2 * sd
-               else "at least one arm is further from chance than two seed standard deviations")
-    lines.append(f"- Every arm's mean probe accuracy is within {gap:.3f} of chance ({chance:.3f}), with seed standard "
-                 f"deviations up to {sd:.3f}: {verdict}.")
+    means = {arm: _stats(res[arm]) for arm in refs + ARMS}
+    untrained = res["untrained"]
+    if key.startswith("previous"):
+        lines.append("- (Run before the fix that keeps both pair members' instances out of the negatives, with the "
+                     "projector shown above.)")
+    for arm in ARMS:
+        lines.append(f"- {arm} minus untrained: {_paired([a - b for a, b in zip(res[arm], untrained)])}.")
+    for a_arm, b_arm in (("transitive", "intra_only"), ("transitive", "inter_only"), ("intra_only", "inter_only")):
+        lines.append(f"- {a_arm} minus {b_arm}: {_paired([a - b for a, b in zip(res[a_arm], res[b_arm])])}.")
     best = max(ARMS, key=lambda arm: means[arm][0])
     lines.append(f"- The best trained arm ({best}) is {means[best][0] - means['untrained'][0]:+.3f} relative to the "
-                 "untrained encoder.")
+                 f"untrained encoder; chance is {chance:.3f}.")
+    if "supervised" in res:
+        lines.append(f"- The supervised upper reference reaches {means['supervised'][0]:.3f}: "
+                     f"{means['supervised'][0] - means[best][0]:+.3f} above the best self-supervised arm.")
     inter_prec = [r["precision"]["inter"] for r in res["per_seed"]]
     trans_prec = [r["precision"]["transitive"] for r in res["per_seed"] if r["precision"]["transitive"] is not None]
     lines.append(
@@ -203,6 +312,61 @@ def markdown(res: dict, key: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def selection_markdown(sel: dict) -> str:
+    lines = [
+        "# Protocol selection (val split only)",
+        "",
+        f"Criterion: {sel['criterion']}. Seeds {sel['seeds']}. Chosen: **{sel['chosen']}**.",
+        "",
+        "| candidate | untrained | intra_only | inter_only | transitive | inter precision | score |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, block in sel["candidates"].items():
+        cells = [f"{statistics.mean(block[a]):.3f}" for a in ("untrained",) + ARMS]
+        prec = statistics.mean(r["precision"]["inter"] for r in block["per_seed"])
+        lines.append(f"| {name} | {' | '.join(cells)} | {prec:.3f} | {block['score']:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _config(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in ("out", "seeds", "key")}
+
+
+def run_block(args, on_seed=None, previous: dict | None = None) -> dict:
+    """Every seed of ``args``; ``on_seed(block so far)`` after each (partial results saved).
+    Seeds already in ``previous`` (a block of the same config) are kept, not rerun."""
+    load_before = os.getloadavg()
+    done = {}
+    if previous is not None and previous.get("config") == _config(args):
+        done = {r["seed"]: r for r in previous["per_seed"]}
+        load_before = previous.get("load_before", load_before)
+    per_seed = []
+    arms = ("untrained",) + (("supervised",) if args.supervised else ()) + ARMS
+    for seed in args.seeds:
+        if seed in done:
+            per_seed.append(done[seed])
+        else:
+            per_seed.append(run_seed(seed, args))
+            print(json.dumps(per_seed[-1]), flush=True)
+        block = {
+            "seeds": [r["seed"] for r in per_seed], "per_seed": per_seed,
+            **{arm: [r[arm] for r in per_seed] for arm in arms},
+            "config": _config(args), "load_before": load_before, "load_after": os.getloadavg(),
+        }
+        if on_seed is not None:
+            on_seed(block)
+    return block
+
+
+def write_results(res: dict, out: Path) -> None:
+    (out / "transitive_tracks.json").write_text(json.dumps(res, indent=2) + "\n")
+    order = ["final"] + [k for k in res if k not in ("final", "selection")]
+    md = "\n".join(markdown(res[k], k) for k in order if isinstance(res.get(k), dict) and "per_seed" in res[k])
+    if "selection" in res:
+        md += "\n" + selection_markdown(res["selection"])
+    (out / "transitive_tracks.md").write_text(md)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -210,38 +374,52 @@ def main() -> None:
     parser.add_argument("--probe-tracks", type=int, default=200)
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--keep-fraction", type=float, default=0.5)
-    parser.add_argument("--num-backgrounds", type=int, default=867, help="1: every instance on the same background")
-    parser.add_argument("--object-scale", type=float, default=0.5)
-    parser.add_argument("--key", default="default", help="result block; 'default' also fills the top-level lists")
+    parser.add_argument("--num-backgrounds", type=int, default=1, help="1: every instance on the same background")
+    parser.add_argument("--object-scale", type=float, default=0.8)
+    parser.add_argument("--hue", type=float, default=0.5, help="colour jitter hue range of the views")
+    parser.add_argument("--grayscale", type=float, default=0.5, help="probability of a grey view")
+    parser.add_argument("--projector-norm", choices=["batch", "none"], default="batch")
+    parser.add_argument("--no-supervised", dest="supervised", action="store_false",
+                        help="skip the supervised upper reference")
+    parser.add_argument("--select", action="store_true",
+                        help="run the CANDIDATES on the val split and write the selection block")
+    parser.add_argument("--key", default="final", help="result block; 'final' also fills the top-level lists")
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    load_before = os.getloadavg()
-    per_seed = []
-    for seed in args.seeds:
-        per_seed.append(run_seed(seed, args))
-        print(json.dumps(per_seed[-1]), flush=True)
-    block = {
-        "seeds": args.seeds, "per_seed": per_seed,
-        **{arm: [r[arm] for r in per_seed] for arm in ("untrained",) + ARMS},
-        "config": {k: v for k, v in vars(args).items() if k not in ("out", "seeds", "key")},
-        "load_before": load_before, "load_after": os.getloadavg(),
-    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "transitive_tracks.json"
+    path = out / "transitive_tracks.json"  # read once: blocks of other keys are kept
     res = json.loads(path.read_text()) if path.exists() else {}
-    res[args.key] = block
-    if args.key == "default":
-        res.update({arm: block[arm] for arm in ("untrained",) + ARMS})
-    path.write_text(json.dumps(res, indent=2) + "\n")
-    md = "\n".join(markdown(res[k], k) for k in res if isinstance(res[k], dict) and "per_seed" in res[k])
-    (out / "transitive_tracks.md").write_text(md)
-    print(md)
+    if args.select:
+        args.supervised = False  # a reference, not a criterion: not needed to choose
+        candidates = {}
+        for name, setting in CANDIDATES.items():
+            for k, v in setting.items():
+                setattr(args, k, v)
+            block = run_block(args)
+            block["score"] = statistics.mean(
+                statistics.mean(b - u for b, u in zip(block[arm], block["untrained"])) for arm in ARMS)
+            candidates[name] = block
+            res["selection"] = {"criterion": SELECTION_CRITERION, "split": "val (probe: two halves of val tracks)",
+                                "seeds": args.seeds, "candidates": candidates,
+                                "chosen": max(candidates, key=lambda n: candidates[n]["score"])}
+            write_results(res, out)  # one candidate at a time
+    else:
+        def save(block: dict) -> None:
+            res[args.key] = block
+            if args.key == "final":
+                res.update({arm: block[arm] for arm in ("untrained", "supervised") + ARMS if arm in block})
+                res["precision"] = {kind: [r["precision"][kind] for r in block["per_seed"]]
+                                    for kind in ("inter", "transitive")}  # same category, one value per seed
+            write_results(res, out)
+
+        run_block(args, on_seed=save, previous=res.get(args.key))
+    print((out / "transitive_tracks.md").read_text())
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ def _array(n=10):
     return ImageArray(images, np.arange(n) % 3, source="toy")
 
 
-def test_batches_carry_both_members_and_the_anchor_group():
+def test_batches_carry_both_members_and_their_groups():
     ds = PairDataset(_array(), [[0, 4], [7, 2]], groups=np.arange(10) // 2)
     assert len(ds) == 4  # symmetric by default
     batch = ds.__getitems__([0, 3])
     assert batch["image"][:, 0, 0, 0].tolist() == [0, 2] and batch["positive"][:, 0, 0, 0].tolist() == [4, 7]
     assert batch["index"].tolist() == [0, 2] and batch["partner"].tolist() == [4, 7]
     assert batch["label"].tolist() == [0, 2] and batch["group"].tolist() == [0, 1]
+    assert batch["positive_group"].tolist() == [2, 3]  # samples 4 and 7: groups 2 and 3
     loader = pair_loader(ds, 2, seed=0)
     seen = sorted(int(i) for b in loader for i in b["pair"])
     assert seen == [0, 1, 2, 3]

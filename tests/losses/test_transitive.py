@@ -120,16 +120,19 @@ def test_select_negatives_half_hardest_half_random():
     assert few.tolist() == [[0, -1, -1, -1]]
 
 
-def _naive_triplet(a, p, group, chosen, margin):
+def _naive_triplet(a, p, group, chosen, margin, positive_group=None):
     a, p = F.normalize(a, dim=1), F.normalize(p, dim=1)
+    pgroup = group if positive_group is None else positive_group
     cands = torch.cat([a, p])
+    cand_group = torch.cat([group, pgroup])
     terms = []
     for i in range(a.shape[0]):
         d_pos = 1 - a[i] @ p[i]
         for c in chosen[i].tolist():
             if c < 0:
                 continue
-            assert group[c % a.shape[0]] != group[i]  # never a negative of the same group
+            # never a negative of either member's group
+            assert cand_group[c] != group[i] and cand_group[c] != pgroup[i]
             terms.append(torch.clamp(margin + d_pos - (1 - a[i] @ cands[c]), min=0))
     return sum(terms) / len(terms)
 
@@ -152,6 +155,57 @@ def test_triplet_loss_and_gradient_equal_a_naive_loop():
     wa, wp = torch.autograd.grad(want, (a2, p2))
     torch.testing.assert_close(ga, wa)
     torch.testing.assert_close(gp, wp)
+
+
+def test_triplet_loss_with_cross_instance_pairs_equals_a_naive_loop():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(8, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    p = torch.randn(8, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    group = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])
+    pgroup = torch.tensor([5, 0, 2, 6, 1, 7, 3, 4])  # inter / transitive pairs join two instances
+    loss = triplet_ranking_loss(a, p, margin=0.5, num_negatives=4, group=group, positive_group=pgroup,
+                                generator=torch.Generator().manual_seed(3))
+    an, pn = F.normalize(a.detach(), dim=1), F.normalize(p.detach(), dim=1)
+    d = 1 - an @ torch.cat([an, pn]).T
+    cand = torch.cat([group, pgroup])
+    valid = (cand[None, :] != group[:, None]) & (cand[None, :] != pgroup[:, None])
+    chosen = select_negatives(d, valid, 4, torch.Generator().manual_seed(3))
+    want = _naive_triplet(a, p, group, chosen, 0.5, pgroup)
+    torch.testing.assert_close(loss, want)
+
+
+def test_a_sample_of_either_members_instance_is_never_a_negative():
+    # pair 0: anchor of instance 0, positive of instance 1 (an inter-instance pair);
+    # pair 1: anchor of instance 2 whose positive is another frame of instance 0;
+    # pair 2: anchor of instance 1 (the first pair's positive's instance).
+    # The frames of instances 0 and 1 are the nearest to anchor 0; pair 1's positive
+    # (instance 0) and pair 2's anchor (instance 1) must not be its negatives although
+    # the anchors' groups alone (0, 2, 1) would allow the first.
+    a = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.99, 0.1, 0.0]])
+    p = torch.tensor([[0.9, 0.3, 0.0], [0.98, 0.0, 0.2], [0.0, 0.0, 1.0]])
+    group, pgroup = torch.tensor([0, 2, 1]), torch.tensor([1, 0, 3])
+    loss = triplet_ranking_loss(a, p, margin=1.0, num_negatives=1, group=group, positive_group=pgroup)
+    an, pn = F.normalize(a, dim=1), F.normalize(p, dim=1)
+    # valid candidates: pair 0 (instances 0, 1): anchor 1, positive 2; pair 1 (instances 2, 0):
+    # anchor 2, positives 0 and 2; pair 2 (instances 1, 3): anchors 0 and 1, positive 1
+    def term(i, cand):
+        return max(0.0, 1.0 + (1 - float(an[i] @ pn[i])) - (1 - float(an[i] @ cand)))
+    want0 = max(term(0, an[1]), term(0, pn[2]))  # the hardest valid candidate has the largest term
+    want1 = max(term(1, an[2]), term(1, pn[0]), term(1, pn[2]))
+    want2 = max(term(2, an[0]), term(2, an[1]), term(2, pn[1]))
+    assert float(loss) == pytest.approx((want0 + want1 + want2) / 3, abs=1e-6)
+    # with the anchors' groups standing for both members (the old behaviour) the frame of
+    # anchor 0's own instance (pair 1's positive) would be its hardest negative
+    old = triplet_ranking_loss(a, p, margin=1.0, num_negatives=1, group=group)
+    assert float(old) != pytest.approx(float(loss), abs=1e-6)
+
+
+def test_positive_group_needs_group_and_the_batch_shape():
+    a = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="positive_group needs group"):
+        triplet_ranking_loss(a, a.clone(), positive_group=torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"positive_group must be \(B,\)"):
+        triplet_ranking_loss(a, a.clone(), group=torch.tensor([0, 1, 2]), positive_group=torch.tensor([0, 1]))
 
 
 def test_triplet_loss_is_zero_when_margin_is_met_and_refuses_one_group():
@@ -180,7 +234,10 @@ def _ddp_data():
     return model, torch.randn(8, 5, generator=g, dtype=torch.float64), torch.randn(8, 5, generator=g, dtype=torch.float64)
 
 
-def _ddp_worker(rank, world, port, out_dir):
+_DDP_GROUPS = {"group": torch.tensor([0, 1, 2, 3, 4, 5, 6, 7]), "positive_group": torch.tensor([5, 0, 2, 6, 1, 7, 3, 4])}
+
+
+def _ddp_worker(rank, world, port, out_dir, with_groups):
     import os
 
     import torch.distributed as dist
@@ -190,7 +247,8 @@ def _ddp_worker(rank, world, port, out_dir):
     try:
         model, x1, x2 = _ddp_data()
         sl = slice(rank * 4, rank * 4 + 4)
-        loss = triplet_ranking_loss(model(x1[sl]), model(x2[sl]), margin=1.0, num_negatives=1)  # hardest only
+        groups = {k: v[sl] for k, v in _DDP_GROUPS.items()} if with_groups else {}
+        loss = triplet_ranking_loss(model(x1[sl]), model(x2[sl]), margin=1.0, num_negatives=1, **groups)  # hardest only
         loss.backward()
         grads = [prm.grad.clone() for prm in model.parameters()]
         for gr in grads:
@@ -202,13 +260,15 @@ def _ddp_worker(rank, world, port, out_dir):
 
 
 @pytest.mark.ddp
-def test_triplet_loss_two_ranks_match_one_process(tmp_path):
+@pytest.mark.parametrize("with_groups", [False, True], ids=["own-groups", "cross-instance-groups"])
+def test_triplet_loss_two_ranks_match_one_process(tmp_path, with_groups):
     import torch.multiprocessing as mp
 
     model, x1, x2 = _ddp_data()
-    ref = triplet_ranking_loss(model(x1), model(x2), margin=1.0, num_negatives=1)
+    groups = _DDP_GROUPS if with_groups else {}
+    ref = triplet_ranking_loss(model(x1), model(x2), margin=1.0, num_negatives=1, **groups)
     ref.backward()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), with_groups), nprocs=2, join=True)
     res = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert (float(res[0]["loss"]) + float(res[1]["loss"])) / 2 == pytest.approx(float(ref.detach()), rel=1e-10)
     for r in res:

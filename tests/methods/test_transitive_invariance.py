@@ -51,6 +51,29 @@ def test_a_few_steps_on_same_class_pairs_reduce_the_loss(monkeypatch):
         m.training_step({"image": images[a], "index": a}, 0)
 
 
+def test_the_step_passes_both_members_groups_to_the_loss(monkeypatch):
+    import invlab.methods.transitive_invariance as ti
+
+    seen = {}
+
+    def spy(anchor, positive, **kw):
+        seen.update(kw)
+        return (anchor - positive).pow(2).mean()
+
+    monkeypatch.setattr(ti, "triplet_ranking_loss", spy)
+    m = _method()
+    monkeypatch.setattr(type(m), "global_rank", property(lambda self: 0), raising=False)
+    monkeypatch.setattr(type(m), "current_epoch", property(lambda self: 0), raising=False)
+    monkeypatch.setattr(m, "log", lambda *a, **k: None)
+    x = torch.randint(0, 255, (4, 1, 8, 8), dtype=torch.uint8)
+    batch = {"image": x, "positive": x.flip(0), "index": torch.arange(4), "group": torch.tensor([0, 1, 2, 3]),
+             "positive_group": torch.tensor([3, 2, 1, 0])}
+    m.training_step(batch, 0)
+    assert seen["group"].tolist() == [0, 1, 2, 3] and seen["positive_group"].tolist() == [3, 2, 1, 0]
+    m.training_step({k: v for k, v in batch.items() if k != "positive_group"}, 0)
+    assert seen["positive_group"] is None  # the loss then uses the anchors' groups for both
+
+
 def test_mine_pairs_by_kind():
     # two tracks of two frames per category; features make frame 0 of each track similar across tracks
     track = torch.tensor([0, 0, 1, 1])

@@ -2,10 +2,11 @@
 (Transitive Invariance: intra-instance, inter-instance and transitive pairs).
 
 Each batch is ``{"image": uint8 (B, C, H, W), "positive": uint8 (B, C, H, W), "label":
-int64 (B,), "index": int64 (B,), "partner": int64 (B,), "group": int64 (B,), "pair":
-int64 (B,)}``: ``image`` is the pair's first sample (its label and data set index),
-``positive`` the second; ``group`` is the first sample's group (e.g. its object
-instance) so a loss can keep pairs of one group from being each other's negatives.
+int64 (B,), "index": int64 (B,), "partner": int64 (B,), "group": int64 (B,),
+"positive_group": int64 (B,), "pair": int64 (B,)}``: ``image`` is the pair's first sample
+(its label and data set index), ``positive`` the second; ``group`` and ``positive_group``
+are the two samples' groups (e.g. their object instances; they differ for pairs across
+instances) so a loss can keep samples of either member's group from being its negatives.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class PairDataset(Dataset):
             "index": torch.from_numpy(a.copy()),
             "partner": torch.from_numpy(b.copy()),
             "group": torch.from_numpy(self.groups[a]),
+            "positive_group": torch.from_numpy(self.groups[b]),
             "pair": torch.from_numpy(which),
         }
 

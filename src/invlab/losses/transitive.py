@@ -205,6 +205,7 @@ def triplet_ranking_loss(
     margin: float = 1.0,
     num_negatives: int = 2,
     group: Tensor | None = None,
+    positive_group: Tensor | None = None,
     generator: torch.Generator | None = None,
     gather: bool | None = None,
 ) -> Tensor:
@@ -212,7 +213,10 @@ def triplet_ranking_loss(
 
     For pair ``i`` (``anchor[i]``, ``positive[i]``) the candidate negatives are every
     anchor and positive of the other pairs in the (global) batch, except those whose
-    ``group`` equals pair ``i``'s (e.g. the same object instance). Of those,
+    group (e.g. object instance) is the group of ``anchor[i]`` or of ``positive[i]``: a
+    sample of either member's instance is never pushed away. Each candidate carries its
+    own group: ``group[j]`` for ``anchor[j]``, ``positive_group[j]`` for ``positive[j]``
+    (they differ for inter-instance and transitive pairs). Of the valid candidates,
     :func:`select_negatives` keeps ``num_negatives`` (half hardest, half random), and::
 
         loss = mean over (i, n) of max(0, margin + d(a_i, p_i) - d(a_i, n))
@@ -221,7 +225,9 @@ def triplet_ranking_loss(
         anchor, positive: ``(B, D)``.
         margin: 1 in the released predecessor code (Wang & Gupta 2015).
         num_negatives: negatives per anchor.
-        group: ``(B,)`` long, optional: pairs of one group are never each other's negatives.
+        group: ``(B,)`` long, optional: the anchors' groups (default: every pair its own).
+        positive_group: ``(B,)`` long, optional: the positives' groups (default: ``group``,
+            as for two views of one instance).
         generator: draws the random negatives.
         gather: take candidates from every rank (``None``: whenever more than one
             process runs).
@@ -238,18 +244,23 @@ def triplet_ranking_loss(
     pair = torch.arange(b, device=a.device)
     if group is not None and group.shape != (b,):
         raise ValueError(f"group must be (B,) = ({b},), got {tuple(group.shape)}")
+    if positive_group is not None and group is None:
+        raise ValueError("positive_group needs group (the anchors' groups) beside it")
+    if positive_group is not None and positive_group.shape != (b,):
+        raise ValueError(f"positive_group must be (B,) = ({b},), got {tuple(positive_group.shape)}")
     grp = group.long().to(a.device) if group is not None else pair
     all_a, all_p = a, p
     if distributed.resolve_gather(gather):
         if group is None:  # every pair is its own group: number them globally
             grp = pair + distributed.rank() * b
         all_a, all_p = distributed.gather(a), distributed.gather(p)
-    all_g = distributed.gather(grp) if distributed.resolve_gather(gather) else grp
+    pgrp = positive_group.long().to(a.device) if positive_group is not None else grp
+    all_g, all_pg = (distributed.gather(grp), distributed.gather(pgrp)) if distributed.resolve_gather(gather) else (grp, pgrp)
     cands = torch.cat([all_a, all_p])  # (2N, D)
-    cand_group = torch.cat([all_g, all_g])
+    cand_group = torch.cat([all_g, all_pg])
     d_pos = 1 - (a * p).sum(1)  # (B,)
     d_cand = 1 - a @ cands.T  # (B, 2N)
-    valid = cand_group[None, :] != grp[:, None]
+    valid = (cand_group[None, :] != grp[:, None]) & (cand_group[None, :] != pgrp[:, None])
     chosen = select_negatives(d_cand, valid, num_negatives, generator)
     ok = chosen >= 0
     if not bool(ok.any()):

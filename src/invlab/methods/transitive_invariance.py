@@ -52,8 +52,9 @@ class TransitiveInvariance(SSLMethod):
     """Triplet-Siamese training on mined positive pairs (see the module docstring).
 
     Batches need ``image`` and ``positive`` (uint8 or float, ``(B, C, H, W)``) and may
-    carry ``group`` (pairs of one group are never each other's negatives; default: the
-    anchor's ``index``). ``views`` must make one view; it is drawn independently for the
+    carry ``group`` and ``positive_group`` (the instance of each member; no sample of
+    either member's instance is a negative of the pair; default: the anchor's ``index``,
+    and ``positive_group`` defaults to ``group``). ``views`` must make one view; it is drawn independently for the
     anchor and the positive. ``projector`` defaults to a linear 128-d head."""
 
     def __init__(self, encoder, views, *, projector: HeadSpec | None = None, margin: float = 1.0,
@@ -68,6 +69,7 @@ class TransitiveInvariance(SSLMethod):
         self.projector = (projector or HeadSpec([], 128)).build(encoder.feature_dim)
         self.margin, self.num_negatives = margin, num_negatives
         self._group: Tensor | None = None
+        self._positive_group: Tensor | None = None
         self._negatives_rng: torch.Generator | None = None
 
     def make_views(self, batch: dict[str, Tensor], batch_idx: int) -> Views:
@@ -81,6 +83,7 @@ class TransitiveInvariance(SSLMethod):
         self._negatives_rng = torch.Generator().manual_seed((g.initial_seed() * 31 + 17) % (2**63 - 1))
         index = batch.get("index")
         self._group = batch.get("group", index)
+        self._positive_group = batch.get("positive_group") if self._group is not None else None
         return self.views(x, g, index=index, label=batch.get("label"))
 
     def training_loss(self, views: Views) -> StepOutput:
@@ -89,7 +92,8 @@ class TransitiveInvariance(SSLMethod):
         h = self.encoder(x)  # one pass: BatchNorm sees anchors and positives together
         z = self.projector(h)
         loss = triplet_ranking_loss(z[:b], z[b:], margin=self.margin, num_negatives=self.num_negatives,
-                                    group=self._group, generator=self._negatives_rng)
+                                    group=self._group, positive_group=self._positive_group,
+                                    generator=self._negatives_rng)
         return StepOutput(loss, {"ranking": loss.detach()}, h[:b])
 
 
