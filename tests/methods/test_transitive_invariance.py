@@ -93,3 +93,16 @@ def test_bad_parameters_are_named():
         _method(margin=-1.0)
     with pytest.raises(ConfigError, match="params.num_negatives"):
         _method(num_negatives=0)
+
+
+def test_default_projector_ends_in_batchnorm_so_embeddings_do_not_collapse_together():
+    enc = Encoder(resnet18(width=4, in_channels=1), [0.3], [0.3])
+    views = MultiViewSampler(Compose([RandomResizedCrop(8, scale=(0.6, 1.0))]), num_views=1)
+    method = TransitiveInvariance(enc, views)
+    assert isinstance(list(method.projector.modules())[-1], torch.nn.BatchNorm1d)
+    # centred per dimension: a batch of near-identical inputs still spreads out on the sphere
+    method.train()
+    x = torch.rand(1, 1, 8, 8).repeat(16, 1, 1, 1) + 0.01 * torch.randn(16, 1, 8, 8)
+    z = torch.nn.functional.normalize(method.projector(method.encoder(x)), dim=1)
+    off_diagonal = (z @ z.T)[~torch.eye(16, dtype=torch.bool)]
+    assert off_diagonal.mean() < 0.5

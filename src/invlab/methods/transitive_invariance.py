@@ -55,7 +55,9 @@ class TransitiveInvariance(SSLMethod):
     carry ``group`` and ``positive_group`` (the instance of each member; no sample of
     either member's instance is a negative of the pair; default: the anchor's ``index``,
     and ``positive_group`` defaults to ``group``). ``views`` must make one view; it is drawn independently for the
-    anchor and the positive. ``projector`` defaults to a linear 128-d head."""
+    anchor and the positive. ``projector`` defaults to a linear 128-d head ending in
+    BatchNorm: with a plain linear head the embeddings collapsed on the controlled tracks
+    (every pair within cosine 0.98, the loss stuck at the margin; benchmarks/transitive_tracks.py)."""
 
     def __init__(self, encoder, views, *, projector: HeadSpec | None = None, margin: float = 1.0,
                  num_negatives: int = 2, **kwargs):
@@ -66,7 +68,7 @@ class TransitiveInvariance(SSLMethod):
             raise ConfigError(f"recipe key 'params.margin' must be >= 0, got {margin}")
         if num_negatives < 1:
             raise ConfigError(f"recipe key 'params.num_negatives' must be >= 1, got {num_negatives}")
-        self.projector = (projector or HeadSpec([], 128)).build(encoder.feature_dim)
+        self.projector = (projector or HeadSpec([], 128, last_norm="batch")).build(encoder.feature_dim)
         self.margin, self.num_negatives = margin, num_negatives
         self._group: Tensor | None = None
         self._positive_group: Tensor | None = None
