@@ -12,13 +12,13 @@ from torch import Tensor, nn
 
 from invlab.methods.optim import OptimSpec
 from invlab.methods.spec import MethodSpec, check_choice
-from invlab.methods.training import TrainingMethod, configure_time_series_optimizers
+from invlab.methods.training import SeriesTrainingMethod
 from invlab.nn.patch_transformer import PatchTransformer
 
 __all__ = ["SupervisedTimeSeries", "SupervisedTimeSeriesParams", "SPEC"]
 
 
-class SupervisedTimeSeries(TrainingMethod):
+class SupervisedTimeSeries(SeriesTrainingMethod):
     """The supervised baseline in the same harness: the same encoder and a linear
     classifier on the instance embedding (``Dropout -> Linear``), trained end to end with
     cross-entropy on the labelled training split."""
@@ -64,11 +64,6 @@ class SupervisedTimeSeries(TrainingMethod):
         self.log("val/top1", (logits.argmax(1) == batch["label"]).float().mean(), on_epoch=True, batch_size=bs,
                  prog_bar=True)
 
-    def configure_optimizers(self):
-        return configure_time_series_optimizers(self, self.optim_spec)
-
-    def configure_callbacks(self):
-        return self._callbacks
 
 
 # -- recipe ---------------------------------------------------------------------------------

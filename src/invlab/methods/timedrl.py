@@ -36,14 +36,14 @@ from invlab.losses.timedrl import instance_contrastive_loss, timestamp_predictiv
 from invlab.methods.base import step_generator
 from invlab.methods.optim import OptimSpec
 from invlab.methods.spec import MethodSpec, check_choice
-from invlab.methods.training import TrainingMethod, configure_time_series_optimizers
+from invlab.methods.training import SeriesTrainingMethod
 from invlab.nn.patch_transformer import PatchTransformer
 from invlab.transforms.base import Transform
 
 __all__ = ["TimeDRL", "TimeDRLParams", "SPEC"]
 
 
-class TimeDRL(TrainingMethod):
+class TimeDRL(SeriesTrainingMethod):
     """Args:
         encoder: the patch Transformer (instance norm, patching, [CLS], embeddings).
         contrastive_weight: ``lambda`` (0 switches the instance-contrastive term off).
@@ -146,11 +146,6 @@ class TimeDRL(TrainingMethod):
         for name, value in terms.items():
             self.log(f"val/{name}", value, on_step=False, on_epoch=True, batch_size=bs, prog_bar=name == "loss")
 
-    def configure_optimizers(self):
-        return configure_time_series_optimizers(self, self.optim_spec)
-
-    def configure_callbacks(self):
-        return self._callbacks
 
 
 # -- recipe ---------------------------------------------------------------------------------

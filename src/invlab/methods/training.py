@@ -16,7 +16,7 @@ from invlab.errors import DivergenceError
 from invlab.methods.optim import OptimSpec, build_optimizer, param_groups, warmup_cosine
 
 __all__ = [
-    "DivergenceWatch", "EpochAverages", "TrainingMethod", "check_finite_loss", "configure_time_series_optimizers", "per_step_schedule",
+    "DivergenceWatch", "EpochAverages", "SeriesTrainingMethod", "TrainingMethod", "check_finite_loss", "configure_time_series_optimizers", "per_step_schedule",
 ]
 
 
@@ -220,3 +220,17 @@ def configure_time_series_optimizers(module: L.LightningModule, spec: OptimSpec)
     """The optimiser of ``spec`` over all trainable parameters, with per-step linear
     warm-up and cosine (or constant) decay."""
     return per_step_schedule(module, build_optimizer(param_groups(module, spec), spec), spec)
+
+
+class SeriesTrainingMethod(TrainingMethod):
+    """A time-series method: subclasses set ``self.optim_spec`` (:class:`OptimSpec`) and
+    ``self._callbacks`` (the run's extra Lightning callbacks) in ``__init__``."""
+
+    optim_spec: OptimSpec
+    _callbacks: list
+
+    def configure_optimizers(self):
+        return configure_time_series_optimizers(self, self.optim_spec)
+
+    def configure_callbacks(self):
+        return self._callbacks

@@ -40,7 +40,7 @@ from invlab.losses.ts2vec import hierarchical_contrastive_loss
 from invlab.methods.base import step_generator
 from invlab.methods.optim import OptimSpec
 from invlab.methods.spec import MethodSpec
-from invlab.methods.training import TrainingMethod, configure_time_series_optimizers
+from invlab.methods.training import SeriesTrainingMethod
 from invlab.nn.dilated_conv import TS2VecEncoder
 
 __all__ = ["TS2Vec", "TS2VecParams", "SPEC", "ts2vec_iterations", "epochs_for_iterations", "contextual_crops"]
@@ -99,7 +99,7 @@ def take_per_row(x: Tensor, starts: Tensor, length: int) -> Tensor:
     return torch.gather(x, 2, index.unsqueeze(1).expand(-1, x.shape[1], -1))
 
 
-class TS2Vec(TrainingMethod):
+class TS2Vec(SeriesTrainingMethod):
     """Args:
         encoder: the dilated-convolution encoder (:class:`~invlab.nn.dilated_conv.TS2VecEncoder`);
             trained as ``network``; ``encoder`` becomes its weight average.
@@ -199,11 +199,6 @@ class TS2Vec(TrainingMethod):
         loss = self.pretext_loss(batch["series"], g)
         self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=batch["series"].shape[0], prog_bar=True)
 
-    def configure_optimizers(self):
-        return configure_time_series_optimizers(self, self.optim_spec)
-
-    def configure_callbacks(self):
-        return self._callbacks
 
 
 # -- recipe ---------------------------------------------------------------------------------
