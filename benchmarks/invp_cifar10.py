@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -37,10 +38,16 @@ from invlab.runs.config import load_recipe
 from invlab.runs.evaluate_run import evaluate
 from invlab.runs.image.recipe import load_data
 from invlab.runs.pretrain_run import pretrain
+from invlab.runs.run_dir import RunDir
 from invlab.runtime import configure_cpu_allocator
 
 HERE = Path(__file__).resolve().parent
 METHODS = {"simclr": "simclr-cifar10-budget", "invp": "invp-cifar10-budget"}
+
+
+def invp_warmup(configured: int | None, epochs: int) -> int:
+    """InvP's warm-up epochs: ``--invp-warmup``, else a third of the epochs (5 of 15)."""
+    return configured if configured is not None else max(1, epochs // 3)
 
 
 def run_one(method: str, seed: int, args) -> dict:
@@ -52,11 +59,9 @@ def run_one(method: str, seed: int, args) -> dict:
                  f"trainer.check_val_every_n_epoch={args.eval_every or args.epochs}", "trainer.enable_progress_bar=false",
                  f"data.train_subset={args.subset}", f"model.width={args.width}"]
     if method == "invp":
-        overrides.append(f"params.warmup_epochs={args.invp_warmup if args.invp_warmup is not None else max(1, args.epochs // 3)}")
+        overrides.append(f"params.warmup_epochs={invp_warmup(args.invp_warmup, args.epochs)}")
     cfg = load_recipe(METHODS[method], overrides)
     if folder.exists():  # an interrupted run: start it again from scratch
-        import shutil
-
         shutil.rmtree(folder)
     t = time.perf_counter()
     summary = pretrain(cfg, folder, progress=False)
@@ -95,8 +100,6 @@ def epoch_timing(args) -> dict:
                                            f"data.train_subset={args.subset}", f"model.width={args.width}", *extra])
             folder = Path(args.work) / args.key / "timing" / f"{name}-{r}"
             if folder.exists():
-                import shutil
-
                 shutil.rmtree(folder)
             out[name].append(pretrain(cfg, folder, progress=False)["train_seconds"])
             load.append(os.getloadavg()[0])
@@ -105,28 +108,28 @@ def epoch_timing(args) -> dict:
     return out
 
 
-def bank_positive_quality(folder: Path, params: dict) -> dict[str, float]:
+def bank_positive_quality(folder: Path, labels: torch.Tensor) -> dict[str, float]:
     """Class agreement of an InvP run's final memory bank, stage by stage (labels: monitoring only).
 
     From the checkpoint's bank (embeddings and directed k-NN lists): the stored k nearest
-    neighbours, the candidates after propagation, the ``num_positives`` least similar of
-    them (what the loss uses) and, for contrast, the most similar ones; each as the fraction
-    of (anchor, sample) pairs sharing the anchor's CIFAR-10 class (chance 0.1).
+    neighbours, the candidates after propagation (the run's own ``propagation_steps``), the
+    ``num_positives`` least similar of them (what the loss uses) and, for contrast, the most
+    similar ones; each as the fraction of (anchor, sample) pairs sharing the anchor's
+    CIFAR-10 class (chance 0.1). ``labels``: the run's training subset, in bank order.
     """
     state = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     emb, neighbours = state["bank.embeddings"].float(), state["bank.neighbours"]
-    cfg = load_recipe(METHODS["invp"], [f"data.root={params['data']}", f"data.train_subset={params['subset']}"])
-    labels = torch.as_tensor(load_data(cfg, progress=False)[0].labels).long()
+    params = RunDir.find(folder).load_config().params
     index = torch.arange(len(labels))
 
     def same(chosen: torch.Tensor) -> float:
         valid = chosen >= 0
         return float(((labels[chosen.clamp(min=0)] == labels[:, None]) & valid).sum() / valid.sum())
 
-    cand = propagate(neighbours, index, params["steps"])
+    cand = propagate(neighbours, index, params.propagation_steps)
     sim = torch.where(cand >= 0, (emb[:, None, :] * emb[cand.clamp(min=0)]).sum(-1), torch.zeros(()))
-    _, hard = hard_positives(cand, sim, params["num_positives"])
-    easy = cand.gather(1, sim.masked_fill(cand < 0, -2.0).topk(params["num_positives"], 1).indices)
+    _, hard = hard_positives(cand, sim, params.num_positives)
+    easy = cand.gather(1, sim.masked_fill(cand < 0, -2.0).topk(params.num_positives, 1).indices)
     return {"neighbours": same(neighbours), "propagated": same(cand), "hard_positives": same(hard),
             "most_similar_candidates": same(easy)}
 
@@ -164,7 +167,7 @@ def equal_time_curve(block: dict) -> list[tuple[float, float, float | None]]:
     epochs; seed means of accuracy.
     """
     timing = block.get("timing")
-    warmup = block["config"].get("invp_warmup") or max(1, block["config"]["epochs"] // 3)
+    warmup = invp_warmup(block["config"].get("invp_warmup"), block["config"]["epochs"])
 
     def seconds(r, e):  # training seconds at the end of epoch e
         if timing is None:
@@ -283,15 +286,16 @@ def main() -> None:
     configure_cpu_allocator()
     torch.set_num_threads(1)
     runs = {m: [] for m in args.methods}
+    labels = None  # the training subset's labels, decoded once (every seed trains on the same subset)
     for seed in args.seeds:
         for m in args.methods:
             runs[m].append(run_one(m, seed, args))
             if m == "invp" and "bank_quality" not in runs[m][-1]:
-                cfg = load_recipe(METHODS["invp"], [])
-                runs[m][-1]["bank_quality"] = bank_positive_quality(
-                    Path(args.work) / args.key / f"invp-seed{seed}",
-                    {"data": args.data, "subset": args.subset, "steps": cfg.params.propagation_steps,
-                     "num_positives": cfg.params.num_positives})
+                folder = Path(args.work) / args.key / f"invp-seed{seed}"
+                if labels is None:
+                    labels = torch.as_tensor(load_data(RunDir.find(folder).load_config(), progress=False)[0].labels).long()
+                runs[m][-1]["bank_quality"] = bank_positive_quality(folder, labels)
+                (folder / "bench.json").write_text(json.dumps(runs[m][-1], indent=2) + "\n")
             print(json.dumps({k: v for k, v in runs[m][-1].items() if k != "per_epoch"}), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

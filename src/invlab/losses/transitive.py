@@ -248,14 +248,15 @@ def triplet_ranking_loss(
         raise ValueError("positive_group needs group (the anchors' groups) beside it")
     if positive_group is not None and positive_group.shape != (b,):
         raise ValueError(f"positive_group must be (B,) = ({b},), got {tuple(positive_group.shape)}")
+    gathering = distributed.resolve_gather(gather)
     grp = group.long().to(a.device) if group is not None else pair
-    all_a, all_p = a, p
-    if distributed.resolve_gather(gather):
-        if group is None:  # every pair is its own group: number them globally
-            grp = pair + distributed.rank() * b
-        all_a, all_p = distributed.gather(a), distributed.gather(p)
+    if gathering and group is None:  # every pair is its own group: number them globally
+        grp = pair + distributed.rank() * b
     pgrp = positive_group.long().to(a.device) if positive_group is not None else grp
-    all_g, all_pg = (distributed.gather(grp), distributed.gather(pgrp)) if distributed.resolve_gather(gather) else (grp, pgrp)
+    all_a, all_p, all_g, all_pg = a, p, grp, pgrp
+    if gathering:
+        all_a, all_p, all_g = distributed.gather(a), distributed.gather(p), distributed.gather(grp)
+        all_pg = distributed.gather(pgrp) if positive_group is not None else all_g
     cands = torch.cat([all_a, all_p])  # (2N, D)
     cand_group = torch.cat([all_g, all_pg])
     d_pos = 1 - (a * p).sum(1)  # (B,)
