@@ -69,6 +69,16 @@ def _one(size: int, dtype_name: str, steps: int) -> dict:
     }
 
 
+def measure_in_child(script: str, args: list[str], what: str) -> dict:
+    """Run ``python SCRIPT ARGS`` in a fresh one-thread process (so its peak memory is its
+    own) and return the JSON object on the last line it prints; exit naming ``what`` if it fails."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if out.returncode:
+        sys.exit(f"{what} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def linear_fit(xs, ys):
     """Least-squares line through (xs, ys): (slope, intercept, R^2)."""
     n = len(xs)
@@ -128,11 +138,8 @@ def main() -> None:
     rows = []
     for dtype in args.dtypes:
         for size in args.sizes:
-            cmd = [sys.executable, __file__, "--steps", str(args.steps), "--child", str(size), dtype]
-            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-            if out.returncode:
-                sys.exit(f"N={size} {dtype} failed:\n{out.stderr}")
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            rows.append(measure_in_child(__file__, ["--steps", str(args.steps), "--child", str(size), dtype],
+                                         f"N={size} {dtype}"))
             print(rows[-1]["size"], dtype, f"{rows[-1]['step_cpu_s']:.3f} s CPU", flush=True)
     fits = {}
     for dtype in args.dtypes:

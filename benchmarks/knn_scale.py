@@ -32,14 +32,13 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from invp_cost import linear_fit  # noqa: E402  (the same least-squares line as the bank-cost benchmark)
+from invp_cost import linear_fit, measure_in_child  # noqa: E402  (shared with the bank-cost benchmark)
 
 D, K, T, CLASSES = 128, 200, 0.1, 10
 
@@ -169,12 +168,8 @@ def main() -> None:
         for size in args.sizes:
             if backend == "dense" and size > args.dense_max:
                 continue
-            cmd = [sys.executable, __file__, "--queries", str(args.queries), "--repeats", str(args.repeats),
-                   "--child", str(size), backend]
-            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-            if out.returncode:
-                sys.exit(f"N={size} {backend} failed:\n{out.stderr}")
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            rows.append(measure_in_child(__file__, ["--queries", str(args.queries), "--repeats", str(args.repeats),
+                                                    "--child", str(size), backend], f"N={size} {backend}"))
             print(backend, size, f"{rows[-1]['cpu_s']:.2f} s CPU", f"{rows[-1]['peak_extra_bytes'] / 2**20:.1f} MiB",
                   flush=True)
     growth = {b: _growth([r for r in rows if r["backend"] == b]) for b in args.backends
