@@ -226,8 +226,10 @@ CANDIDATES: dict[str, dict] = {
 SELECTION_CRITERION = "mean over intra_only, inter_only, transitive of (arm - untrained) probe top-1 on val"
 
 
-# two-sided 5% critical values of Student's t by degrees of freedom (seeds - 1)
+# two-sided 5% critical values of Student's t by degrees of freedom (seeds - 1); from 10
+# degrees of freedom on, 2.23 (the value at 10) is used: it bounds every later one from above
 T_CRIT = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+T_CRIT_FROM_10 = 2.23
 
 
 def _paired(diff: list[float]) -> str:
@@ -237,7 +239,7 @@ def _paired(diff: list[float]) -> str:
     text = f"{dm:+.3f} +- {ds:.3f} (higher in {sum(d > 0 for d in diff)} of {n} seeds"
     if n > 1 and ds > 0:
         t = dm / (ds / n**0.5)
-        crit = T_CRIT.get(n - 1, 2.0)
+        crit = T_CRIT.get(n - 1, T_CRIT_FROM_10)
         text += f"; paired t = {t:+.1f}, {'beyond' if abs(t) > crit else 'within'} seed noise at the two-sided 5% level"
     return text + ")"
 
